@@ -1,0 +1,23 @@
+#!/usr/bin/env node
+// The `spn` command: one subcommand per file in this folder, each exporting `register`.
+import { Command } from 'commander';
+import { SpnError } from '../errors.js';
+import { register as registerInfo } from './info.js';
+
+const program = new Command();
+program
+  .name('spn')
+  .description('Subscale Pixel Networks and Multidimensional Upscaling on libtorch')
+  .showHelpAfterError();
+
+registerInfo(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof SpnError) {
+    process.stderr.write(`spn: ${err.message}\n`);
+    process.exit(2);
+  }
+  throw err;
+}
