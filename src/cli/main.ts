@@ -3,6 +3,7 @@
 import { Command } from 'commander';
 import { SpnError } from '../errors.js';
 import { register as registerInfo } from './info.js';
+import { register as registerServe } from './serve.js';
 
 const program = new Command();
 program
@@ -11,6 +12,7 @@ program
   .showHelpAfterError();
 
 registerInfo(program);
+registerServe(program);
 
 try {
   await program.parseAsync(process.argv);
