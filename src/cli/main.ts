@@ -3,6 +3,7 @@
 import { Command } from 'commander';
 import { SpnError } from '../errors.js';
 import { register as registerInfo } from './info.js';
+import { register as registerData } from './data.js';
 import { register as registerServe } from './serve.js';
 
 const program = new Command();
@@ -12,6 +13,7 @@ program
   .showHelpAfterError();
 
 registerInfo(program);
+registerData(program);
 registerServe(program);
 
 try {

@@ -1,0 +1,51 @@
+// The in-memory shape of a dataset: every split is one uint8 array of N images, (N, H, W, C)
+// row-major, so batching and the subscale ordering work on flat typed arrays.
+
+export interface ImageSet {
+  /** N·H·W·C values, (N, H, W, C) row-major. */
+  data: Uint8Array;
+  n: number;
+  h: number;
+  w: number;
+  c: number;
+}
+
+export interface Dataset {
+  /** The canonical spec it was loaded from, e.g. `fashion-mnist` or `cifar10:/data/cifar`. */
+  name: string;
+  train: ImageSet;
+  test: ImageSet;
+  /** Bits per value: 8, or fewer after `--bits` (values then lie in 0..2^bits - 1). */
+  bits: number;
+}
+
+export interface LoadOptions {
+  /** Keep the top `bits` of 8 (SPN's 3- and 5-bit datasets). Default 8. */
+  bits?: number;
+  /** Center-crop to a square and area-average down to size×size. */
+  size?: number;
+  /** Where decoded splits are cached. Default `.cache/spn-data` in the working directory. */
+  cacheDir?: string;
+  /** Seed of the 90/10 split of a `folder:` dataset without train/ and test/. Default 0. */
+  seed?: number;
+  onProgress?: (msg: string) => void;
+}
+
+/** Bytes of one image. */
+export function imageSize(s: ImageSet): number {
+  return s.h * s.w * s.c;
+}
+
+/**
+ * A dataset spec resolved to its files but not yet decoded. The cache key is derived from
+ * `name`, `key` and the files' sizes and mtimes, so resolving must be cheap and decoding lazy.
+ */
+export interface DatasetSource {
+  /** Canonical spec, e.g. `cifar10:/abs/path`. */
+  name: string;
+  /** Every file the splits are decoded from. */
+  files: string[];
+  /** Anything else that changes the decoded result (e.g. the split seed). */
+  key?: string;
+  load(onProgress: (msg: string) => void): Promise<{ train: ImageSet; test: ImageSet }>;
+}
