@@ -1,0 +1,62 @@
+// Builds native/build/spn_torch.node with g++ against the libtorch that findLibtorch() picks.
+// Offline by construction: N-API headers come from the node-api-headers package and the C++
+// wrapper from node-addon-api; nothing is downloaded. Node's symbols resolve at load time.
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import { createRequire } from 'node:module';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { findLibtorch, FIX_HINT } from './libtorch.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const require = createRequire(import.meta.url);
+const outDir = path.join(here, 'build');
+const sources = ['spn_torch.cc', 'bench_block.cc'];
+
+export function build({ quiet = false } = {}) {
+  const { found, tried } = findLibtorch();
+  if (!found) {
+    throw new Error(`spn: no libtorch found. Looked at:\n  ${tried.join('\n  ')}\n${FIX_HINT}`);
+  }
+  const napiInclude = require('node-api-headers').include_dir;
+  const addonInclude = path.dirname(require.resolve('node-addon-api/package.json'));
+  const defines = [
+    '-DNAPI_VERSION=8',
+    '-DNAPI_CPP_EXCEPTIONS',
+    '-DNODE_ADDON_API_DISABLE_DEPRECATED',
+    ...(found.cuda ? ['-DSPN_WITH_CUDA'] : []),
+  ];
+  const includes = [napiInclude, addonInclude, ...found.includeDirs].map((d) => `-I${d}`);
+  const libs = ['c10', 'torch_cpu', 'torch', ...(found.cuda ? ['torch_cuda', 'c10_cuda'] : [])];
+  fs.mkdirSync(outDir, { recursive: true });
+  const log = (m) => quiet || process.stderr.write(m + '\n');
+  log(`spn: building the native addon against libtorch from ${found.source} (${found.root})${found.cuda ? ' with CUDA' : ''}`);
+  const objects = [];
+  for (const src of sources) {
+    const obj = path.join(outDir, src.replace(/\.cc$/, '.o'));
+    const args = ['-std=c++17', '-O2', '-fPIC', '-fvisibility=hidden', '-Wno-deprecated-declarations',
+      ...defines, ...includes, '-c', path.join(here, src), '-o', obj];
+    log(`  g++ ${src}`);
+    execFileSync('g++', args, { stdio: ['ignore', 'inherit', 'inherit'] });
+    objects.push(obj);
+  }
+  const target = path.join(outDir, 'spn_torch.node');
+  const tmp = `${target}.tmp`;
+  // --no-as-needed: libtorch registers its operators in static initialisers; a library the
+  // linker thinks unused would be dropped and its kernels (CUDA above all) never registered.
+  execFileSync('g++', ['-shared', '-o', tmp, ...objects, `-L${found.libDir}`, `-Wl,-rpath,${found.libDir}`,
+    '-Wl,--no-as-needed', ...libs.map((l) => `-l${l}`), '-Wl,--as-needed'], { stdio: ['ignore', 'inherit', 'inherit'] });
+  fs.renameSync(tmp, target);
+  fs.writeFileSync(path.join(outDir, 'libtorch.json'), JSON.stringify({ ...found, built: new Date().toISOString() }, null, 2));
+  log(`spn: built ${path.relative(process.cwd(), target)}`);
+  return target;
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  try {
+    build();
+  } catch (err) {
+    process.stderr.write(`${err.message}\n`);
+    process.exit(1);
+  }
+}

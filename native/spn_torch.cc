@@ -1,0 +1,519 @@
+// spn_torch: a thin N-API binding over libtorch.
+//
+// The JS side (src/torch/) validates arguments and owns tensor lifetimes; this side trusts what
+// it is given and stays small. Ops are not bound one by one: every ATen operator is reachable
+// through the c10 dispatcher by name ("aten::add", overload "Tensor"), and its arguments are
+// converted from JS values by reading the operator's schema. Calls go through the full dispatch
+// (autograd included), so the same code serves CPU and CUDA, PyTorch 1.13 and 2.x.
+//
+// Every entry point catches C++ exceptions and rethrows them as JS errors: a libtorch error
+// (shape mismatch, wrong dtype, out of memory) must never abort the process.
+
+#include <napi.h>
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <ATen/Version.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <ATen/core/grad_mode.h>
+#include <ATen/detail/CUDAHooksInterface.h>
+#include <torch/csrc/api/include/torch/version.h>
+
+#ifdef SPN_WITH_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAFunctions.h>
+#endif
+
+#include <atomic>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "spn_torch.h"
+
+namespace spn {
+
+std::atomic<int64_t> g_live{0};
+
+// Distinguishes our tensor handles from any other external a caller might pass.
+static const napi_type_tag kTensorTag = {0x9c1f3a5be0d14f27ULL, 0x8a44b2d6c3e01f95ULL};
+
+struct TensorBox {
+  at::Tensor t;
+  explicit TensorBox(at::Tensor x) : t(std::move(x)) { g_live++; }
+  ~TensorBox() { g_live--; }
+};
+
+Napi::Value Wrap(Napi::Env env, at::Tensor t) {
+  if (!t.defined()) return env.Null();
+  auto ext = Napi::External<TensorBox>::New(env, new TensorBox(std::move(t)),
+                                             [](Napi::Env, TensorBox* box) { delete box; });
+  napi_type_tag_object(env, ext, &kTensorTag);
+  return ext;
+}
+
+static TensorBox* Box(Napi::Value v) {
+  bool ok = false;
+  if (v.IsExternal()) napi_check_object_type_tag(v.Env(), v, &kTensorTag, &ok);
+  if (!ok) throw Napi::TypeError::New(v.Env(), "expected a tensor handle");
+  return v.As<Napi::External<TensorBox>>().Data();
+}
+
+at::Tensor& Unwrap(Napi::Value v) {
+  TensorBox* box = Box(v);
+  if (!box->t.defined()) throw Napi::Error::New(v.Env(), "tensor was disposed");
+  return box->t;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Operator registry: JS looks an operator up once and calls it by index afterwards.
+
+static std::vector<c10::OperatorHandle>& Ops() {
+  static std::vector<c10::OperatorHandle> ops;
+  return ops;
+}
+
+static Napi::Value OpLookup(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string name = info[0].As<Napi::String>();
+  std::string overload = info[1].As<Napi::String>();
+  auto handle = c10::Dispatcher::singleton().findSchema({name, overload});
+  if (!handle.has_value()) return Napi::Number::New(env, -1);
+  Ops().push_back(*handle);
+  return Napi::Number::New(env, static_cast<double>(Ops().size() - 1));
+}
+
+static Napi::Value OpSchema(const Napi::CallbackInfo& info) {
+  size_t idx = info[0].As<Napi::Number>().Uint32Value();
+  std::ostringstream s;
+  s << Ops().at(idx).schema();
+  return Napi::String::New(info.Env(), s.str());
+}
+
+// --- JS value -> IValue, driven by the schema's argument type ---------------------------------
+
+static int64_t ToInt(Napi::Value v, const std::string& what) {
+  if (v.IsNumber()) {
+    double d = v.As<Napi::Number>().DoubleValue();
+    if (d != static_cast<double>(static_cast<int64_t>(d)))
+      throw Napi::TypeError::New(v.Env(), what + ": expected an integer, got " + std::to_string(d));
+    return static_cast<int64_t>(d);
+  }
+  if (v.IsBigInt()) {
+    bool lossless = true;
+    return v.As<Napi::BigInt>().Int64Value(&lossless);
+  }
+  if (v.IsBoolean()) return v.As<Napi::Boolean>().Value() ? 1 : 0;
+  throw Napi::TypeError::New(v.Env(), what + ": expected an integer");
+}
+
+static double ToDouble(Napi::Value v, const std::string& what) {
+  if (v.IsNumber()) return v.As<Napi::Number>().DoubleValue();
+  throw Napi::TypeError::New(v.Env(), what + ": expected a number");
+}
+
+static c10::IValue ToIValue(Napi::Value v, const c10::TypePtr& type, const c10::Argument& arg,
+                            const std::string& what) {
+  Napi::Env env = v.Env();
+  switch (type->kind()) {
+    case c10::TypeKind::OptionalType:
+      if (v.IsNull() || v.IsUndefined()) return c10::IValue();
+      return ToIValue(v, type->cast<c10::OptionalType>()->getElementType(), arg, what);
+    case c10::TypeKind::TensorType:
+      return Unwrap(v);
+    case c10::TypeKind::IntType:
+    case c10::TypeKind::SymIntType:
+    case c10::TypeKind::ScalarTypeType:
+    case c10::TypeKind::LayoutType:
+    case c10::TypeKind::MemoryFormatType:
+      return ToInt(v, what);
+    case c10::TypeKind::FloatType:
+      return ToDouble(v, what);
+    case c10::TypeKind::BoolType:
+      if (!v.IsBoolean()) throw Napi::TypeError::New(env, what + ": expected a boolean");
+      return v.As<Napi::Boolean>().Value();
+    case c10::TypeKind::NumberType:  // at::Scalar: integers stay integers, so int tensors stay int
+      if (v.IsBoolean()) return v.As<Napi::Boolean>().Value();
+      if (v.IsNumber()) {
+        double d = v.As<Napi::Number>().DoubleValue();
+        if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9.0e15)
+          return static_cast<int64_t>(d);
+        return d;
+      }
+      throw Napi::TypeError::New(env, what + ": expected a number");
+    case c10::TypeKind::StringType:
+      if (!v.IsString()) throw Napi::TypeError::New(env, what + ": expected a string");
+      return v.As<Napi::String>().Utf8Value();
+    case c10::TypeKind::DeviceObjType:
+      if (!v.IsString()) throw Napi::TypeError::New(env, what + ": expected a device string");
+      return c10::Device(v.As<Napi::String>().Utf8Value());
+    case c10::TypeKind::GeneratorType:
+      if (v.IsNull() || v.IsUndefined()) return c10::IValue();
+      throw Napi::TypeError::New(env, what + ": generators are not supported; use manualSeed");
+    case c10::TypeKind::ListType: {
+      auto elem = type->cast<c10::ListType>()->getElementType();
+      auto kind = elem->kind();
+      if (kind == c10::TypeKind::IntType || kind == c10::TypeKind::SymIntType) {
+        std::vector<int64_t> out;
+        if (v.IsNumber()) {  // `int[2] stride=1` accepts a single int, as in PyTorch
+          out.assign(arg.N() ? static_cast<size_t>(*arg.N()) : 1, ToInt(v, what));
+          return out;
+        }
+        if (!v.IsArray()) throw Napi::TypeError::New(env, what + ": expected an array of integers");
+        auto a = v.As<Napi::Array>();
+        for (uint32_t i = 0; i < a.Length(); i++) out.push_back(ToInt(a.Get(i), what));
+        return out;
+      }
+      if (!v.IsArray()) throw Napi::TypeError::New(env, what + ": expected an array");
+      auto a = v.As<Napi::Array>();
+      if (kind == c10::TypeKind::FloatType) {
+        std::vector<double> out;
+        for (uint32_t i = 0; i < a.Length(); i++) out.push_back(ToDouble(a.Get(i), what));
+        return out;
+      }
+      if (kind == c10::TypeKind::BoolType) {
+        c10::List<bool> out;
+        for (uint32_t i = 0; i < a.Length(); i++) out.push_back(a.Get(i).ToBoolean().Value());
+        return out;
+      }
+      if (kind == c10::TypeKind::TensorType) {
+        c10::List<at::Tensor> out;
+        for (uint32_t i = 0; i < a.Length(); i++) out.push_back(Unwrap(a.Get(i)));
+        return out;
+      }
+      if (kind == c10::TypeKind::OptionalType) {  // Tensor?[] (advanced indexing)
+        c10::List<c10::optional<at::Tensor>> out;
+        for (uint32_t i = 0; i < a.Length(); i++) {
+          Napi::Value e = a.Get(i);
+          if (e.IsNull() || e.IsUndefined()) out.push_back(c10::nullopt);
+          else out.push_back(Unwrap(e));
+        }
+        return out;
+      }
+      throw Napi::TypeError::New(env, what + ": unsupported list type " + type->str());
+    }
+    default:
+      throw Napi::TypeError::New(env, what + ": unsupported argument type " + type->str());
+  }
+}
+
+// --- IValue -> JS ------------------------------------------------------------------------------
+
+static Napi::Value FromIValue(Napi::Env env, const c10::IValue& v) {
+  if (v.isTensor()) return Wrap(env, v.toTensor());
+  if (v.isNone()) return env.Null();
+  if (v.isInt()) return Napi::Number::New(env, static_cast<double>(v.toInt()));
+  if (v.isDouble()) return Napi::Number::New(env, v.toDouble());
+  if (v.isBool()) return Napi::Boolean::New(env, v.toBool());
+  if (v.isTensorList()) {
+    auto list = v.toTensorList();
+    auto out = Napi::Array::New(env, list.size());
+    for (size_t i = 0; i < list.size(); i++) out.Set(i, Wrap(env, list.get(i)));
+    return out;
+  }
+  if (v.isIntList()) {
+    auto list = v.toIntList();
+    auto out = Napi::Array::New(env, list.size());
+    for (size_t i = 0; i < list.size(); i++)
+      out.Set(i, Napi::Number::New(env, static_cast<double>(list.get(i))));
+    return out;
+  }
+  if (v.isTuple()) {
+    const auto& elems = v.toTupleRef().elements();
+    auto out = Napi::Array::New(env, elems.size());
+    for (size_t i = 0; i < elems.size(); i++) out.Set(i, FromIValue(env, elems[i]));
+    return out;
+  }
+  if (v.isString()) return Napi::String::New(env, v.toStringRef());
+  if (v.isDevice()) return Napi::String::New(env, v.toDevice().str());
+  throw Napi::TypeError::New(env, std::string("unsupported return type ") + v.tagKind());
+}
+
+// call(index, args[]) -> result. `undefined` for an argument means "its default".
+static Napi::Value OpCall(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  size_t idx = info[0].As<Napi::Number>().Uint32Value();
+  const auto& op = Ops().at(idx);
+  const auto& schema = op.schema();
+  const auto& args = schema.arguments();
+  Napi::Array js = info[1].As<Napi::Array>();
+  uint32_t given = js.Length();
+  if (given > args.size())
+    throw Napi::TypeError::New(env, schema.name() + ": takes " + std::to_string(args.size()) +
+                                        " arguments, got " + std::to_string(given));
+  torch::jit::Stack stack;
+  stack.reserve(args.size());
+  for (size_t i = 0; i < args.size(); i++) {
+    const auto& arg = args[i];
+    Napi::Value v = i < given ? js.Get(static_cast<uint32_t>(i)) : env.Undefined();
+    if (v.IsUndefined()) {
+      if (arg.default_value().has_value()) {
+        stack.push_back(*arg.default_value());
+        continue;
+      }
+      if (arg.type()->kind() == c10::TypeKind::OptionalType) {
+        stack.emplace_back();
+        continue;
+      }
+      throw Napi::TypeError::New(env, schema.name() + ": missing argument '" + arg.name() + "'");
+    }
+    stack.push_back(ToIValue(v, arg.type(), arg, schema.name() + " argument '" + arg.name() + "'"));
+  }
+  op.callBoxed(&stack);
+  if (stack.size() == 1) return FromIValue(env, stack[0]);
+  if (stack.empty()) return env.Undefined();
+  auto out = Napi::Array::New(env, stack.size());
+  for (size_t i = 0; i < stack.size(); i++) out.Set(i, FromIValue(env, stack[i]));
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tensors <-> bytes
+
+static Napi::Value FromBuffer(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto ta = info[0].As<Napi::TypedArray>();
+  auto shapeJs = info[1].As<Napi::Array>();
+  auto dtype = static_cast<c10::ScalarType>(info[2].As<Napi::Number>().Int32Value());
+  std::vector<int64_t> shape;
+  for (uint32_t i = 0; i < shapeJs.Length(); i++) shape.push_back(ToInt(shapeJs.Get(i), "shape"));
+  at::Tensor t = at::empty(shape, at::TensorOptions().dtype(dtype));
+  size_t nbytes = t.numel() * t.element_size();
+  if (nbytes != ta.ByteLength())
+    throw Napi::RangeError::New(env, "data has " + std::to_string(ta.ByteLength()) +
+                                         " bytes, shape and dtype need " + std::to_string(nbytes));
+  auto* src = static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+  if (nbytes) std::memcpy(t.data_ptr(), src, nbytes);
+  return Wrap(env, t);
+}
+
+static Napi::Value ToBuffer(const Napi::CallbackInfo& info) {
+  at::Tensor t = Unwrap(info[0]).detach().to(at::kCPU).contiguous();
+  size_t nbytes = t.numel() * t.element_size();
+  auto buf = Napi::ArrayBuffer::New(info.Env(), nbytes);
+  if (nbytes) std::memcpy(buf.Data(), t.data_ptr(), nbytes);
+  return buf;
+}
+
+static Napi::Value Item(const Napi::CallbackInfo& info) {
+  at::Tensor& t = Unwrap(info[0]);
+  if (t.numel() != 1)
+    throw Napi::RangeError::New(info.Env(), "item() needs a tensor with one element, got " +
+                                                std::to_string(t.numel()));
+  at::Scalar s = t.item();
+  if (s.isBoolean()) return Napi::Boolean::New(info.Env(), s.toBool());
+  return Napi::Number::New(info.Env(), s.toDouble());
+}
+
+// --- tensor metadata and autograd ---------------------------------------------------------------
+
+static Napi::Value Shape(const Napi::CallbackInfo& info) {
+  at::Tensor& t = Unwrap(info[0]);
+  auto sizes = t.sizes();
+  auto out = Napi::Array::New(info.Env(), sizes.size());
+  for (size_t i = 0; i < sizes.size(); i++) out.Set(i, Napi::Number::New(info.Env(), sizes[i]));
+  return out;
+}
+
+static Napi::Value Strides(const Napi::CallbackInfo& info) {
+  at::Tensor& t = Unwrap(info[0]);
+  auto st = t.strides();
+  auto out = Napi::Array::New(info.Env(), st.size());
+  for (size_t i = 0; i < st.size(); i++) out.Set(i, Napi::Number::New(info.Env(), st[i]));
+  return out;
+}
+
+static Napi::Value Dtype(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<int>(Unwrap(info[0]).scalar_type()));
+}
+
+static Napi::Value DeviceOf(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), Unwrap(info[0]).device().str());
+}
+
+static Napi::Value RequiresGrad(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), Unwrap(info[0]).requires_grad());
+}
+
+static Napi::Value SetRequiresGrad(const Napi::CallbackInfo& info) {
+  Unwrap(info[0]).set_requires_grad(info[1].As<Napi::Boolean>().Value());
+  return info.Env().Undefined();
+}
+
+static Napi::Value Grad(const Napi::CallbackInfo& info) {
+  return Wrap(info.Env(), Unwrap(info[0]).grad());
+}
+
+static Napi::Value SetGrad(const Napi::CallbackInfo& info) {
+  at::Tensor& t = Unwrap(info[0]);
+  t.mutable_grad() = (info[1].IsNull() || info[1].IsUndefined()) ? at::Tensor() : Unwrap(info[1]);
+  return info.Env().Undefined();
+}
+
+static Napi::Value Backward(const Napi::CallbackInfo& info) {
+  at::Tensor& t = Unwrap(info[0]);
+  at::Tensor g = (info[1].IsNull() || info[1].IsUndefined()) ? at::Tensor() : Unwrap(info[1]);
+  bool retain = info[2].ToBoolean().Value();
+  t.backward(g, retain, false);
+  return info.Env().Undefined();
+}
+
+static Napi::Value IsLeaf(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), Unwrap(info[0]).is_leaf());
+}
+
+static Napi::Value DataPtr(const Napi::CallbackInfo& info) {
+  // For tests of aliasing (views share storage); not a pointer anyone may dereference.
+  return Napi::Number::New(info.Env(),
+                           static_cast<double>(reinterpret_cast<uintptr_t>(Unwrap(info[0]).data_ptr())));
+}
+
+static Napi::Value Free(const Napi::CallbackInfo& info) {
+  Box(info[0])->t.reset();  // the box itself goes when JS collects the handle
+  return info.Env().Undefined();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Global state: seeds, threads, grad mode, devices.
+
+static Napi::Value ManualSeed(const Napi::CallbackInfo& info) {
+  uint64_t seed = static_cast<uint64_t>(ToInt(info[0], "seed"));
+  at::manual_seed(seed);
+  return info.Env().Undefined();
+}
+
+static Napi::Value GetRngState(const Napi::CallbackInfo& info) {
+  auto gen = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  return Wrap(info.Env(), gen.get_state());
+}
+
+static Napi::Value SetRngState(const Napi::CallbackInfo& info) {
+  auto gen = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  gen.set_state(Unwrap(info[0]));
+  return info.Env().Undefined();
+}
+
+static Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
+  at::set_num_threads(static_cast<int>(ToInt(info[0], "threads")));
+  return info.Env().Undefined();
+}
+
+static Napi::Value GetNumThreads(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), at::get_num_threads());
+}
+
+static Napi::Value SetGradEnabled(const Napi::CallbackInfo& info) {
+  bool prev = at::GradMode::is_enabled();
+  at::GradMode::set_enabled(info[0].As<Napi::Boolean>().Value());
+  return Napi::Boolean::New(info.Env(), prev);
+}
+
+static Napi::Value LiveCount(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(g_live.load()));
+}
+
+static Napi::Value Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto out = Napi::Object::New(env);
+  out.Set("version", std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) +
+                         "." + std::to_string(TORCH_VERSION_PATCH));
+  out.Set("config", at::show_config());
+  out.Set("parallel", at::get_parallel_info());
+  out.Set("threads", at::get_num_threads());
+  bool cuda = at::detail::getCUDAHooks().hasCUDA();
+  out.Set("cuda", cuda);
+  out.Set("cudaDevices", cuda ? at::detail::getCUDAHooks().getNumGPUs() : 0);
+#ifdef SPN_WITH_CUDA
+  out.Set("cudaCompiled", true);
+#else
+  out.Set("cudaCompiled", false);
+#endif
+  return out;
+}
+
+static Napi::Value CudaSynchronize(const Napi::CallbackInfo& info) {
+#ifdef SPN_WITH_CUDA
+  c10::cuda::device_synchronize();
+#endif
+  return info.Env().Undefined();
+}
+
+// {allocated, peak, reserved} in bytes on the current CUDA device; zeros without CUDA.
+static Napi::Value CudaMemory(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto out = Napi::Object::New(env);
+  double allocated = 0, peak = 0, reserved = 0;
+#ifdef SPN_WITH_CUDA
+  if (at::detail::getCUDAHooks().hasCUDA()) {
+    auto dev = c10::cuda::current_device();
+    auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(dev);
+    auto agg = static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE);
+    allocated = static_cast<double>(stats.allocated_bytes[agg].current);
+    peak = static_cast<double>(stats.allocated_bytes[agg].peak);
+    reserved = static_cast<double>(stats.reserved_bytes[agg].current);
+    if (info.Length() > 0 && info[0].ToBoolean().Value())
+      c10::cuda::CUDACachingAllocator::resetPeakStats(dev);
+  }
+#endif
+  out.Set("allocated", allocated);
+  out.Set("peak", peak);
+  out.Set("reserved", reserved);
+  return out;
+}
+
+// Wraps a binding so that any C++ exception becomes a JS exception.
+template <Napi::Value (*F)(const Napi::CallbackInfo&)>
+static Napi::Value Guarded(const Napi::CallbackInfo& info) {
+  try {
+    return F(info);
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (const c10::Error& e) {
+    throw Napi::Error::New(info.Env(), e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(info.Env(), e.what());
+  }
+}
+
+#define SPN_EXPORT(name, fn) exports.Set(name, Napi::Function::New<Guarded<fn>>(env, name))
+
+static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  SPN_EXPORT("opLookup", OpLookup);
+  SPN_EXPORT("opSchema", OpSchema);
+  SPN_EXPORT("call", OpCall);
+  SPN_EXPORT("fromBuffer", FromBuffer);
+  SPN_EXPORT("toBuffer", ToBuffer);
+  SPN_EXPORT("item", Item);
+  SPN_EXPORT("shape", Shape);
+  SPN_EXPORT("strides", Strides);
+  SPN_EXPORT("dtype", Dtype);
+  SPN_EXPORT("device", DeviceOf);
+  SPN_EXPORT("requiresGrad", RequiresGrad);
+  SPN_EXPORT("setRequiresGrad", SetRequiresGrad);
+  SPN_EXPORT("grad", Grad);
+  SPN_EXPORT("setGrad", SetGrad);
+  SPN_EXPORT("backward", Backward);
+  SPN_EXPORT("isLeaf", IsLeaf);
+  SPN_EXPORT("dataPtr", DataPtr);
+  SPN_EXPORT("free", Free);
+  SPN_EXPORT("manualSeed", ManualSeed);
+  SPN_EXPORT("getRngState", GetRngState);
+  SPN_EXPORT("setRngState", SetRngState);
+  SPN_EXPORT("setNumThreads", SetNumThreads);
+  SPN_EXPORT("getNumThreads", GetNumThreads);
+  SPN_EXPORT("setGradEnabled", SetGradEnabled);
+  SPN_EXPORT("liveCount", LiveCount);
+  SPN_EXPORT("info", Info);
+  SPN_EXPORT("cudaSynchronize", CudaSynchronize);
+  SPN_EXPORT("cudaMemory", CudaMemory);
+  SPN_EXPORT("benchBlock", BenchBlock);
+  return exports;
+}
+
+}  // namespace spn
+
+static Napi::Object InitModule(Napi::Env env, Napi::Object exports) { return spn::Init(env, exports); }
+
+NODE_API_MODULE(spn_torch, InitModule)

@@ -1,0 +1,94 @@
+// Loads the native addon (native/build/spn_torch.node). One loader, one error: when the addon
+// cannot be loaded, the message lists every place tried and the commands that fix it.
+import * as fs from 'node:fs';
+import { createRequire } from 'node:module';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { SpnError } from '../errors.js';
+
+/** An opaque libtorch tensor handle (an N-API external). Only this package creates them. */
+export type Handle = { readonly __handle: unique symbol };
+
+/** The addon's functions. It trusts its arguments: the TypeScript layer validates them. */
+export interface Native {
+  opLookup(name: string, overload: string): number;
+  opSchema(index: number): string;
+  call(index: number, args: unknown[]): unknown;
+  fromBuffer(data: ArrayBufferView, shape: number[], dtype: number): Handle;
+  toBuffer(h: Handle): ArrayBuffer;
+  item(h: Handle): number | boolean;
+  shape(h: Handle): number[];
+  strides(h: Handle): number[];
+  dtype(h: Handle): number;
+  device(h: Handle): string;
+  requiresGrad(h: Handle): boolean;
+  setRequiresGrad(h: Handle, on: boolean): void;
+  grad(h: Handle): Handle | null;
+  setGrad(h: Handle, g: Handle | null): void;
+  backward(h: Handle, grad: Handle | null, retainGraph: boolean): void;
+  isLeaf(h: Handle): boolean;
+  dataPtr(h: Handle): number;
+  free(h: Handle): void;
+  manualSeed(seed: number): void;
+  getRngState(): Handle;
+  setRngState(h: Handle): void;
+  setNumThreads(n: number): void;
+  getNumThreads(): number;
+  setGradEnabled(on: boolean): boolean;
+  liveCount(): number;
+  info(): {
+    version: string;
+    config: string;
+    parallel: string;
+    threads: number;
+    cuda: boolean;
+    cudaDevices: number;
+    cudaCompiled: boolean;
+  };
+  cudaSynchronize(): void;
+  cudaMemory(resetPeak?: boolean): { allocated: number; peak: number; reserved: number };
+  benchBlock(b: number, t: number, d: number, h: number, iters: number, warmup: number, device: string): number;
+}
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+function candidates(): string[] {
+  const list: string[] = [];
+  if (process.env.SPN_NATIVE) list.push(process.env.SPN_NATIVE);
+  // From dist/src/torch (compiled) and from src/torch (vitest runs the sources).
+  for (const base of [path.resolve(here, '..', '..'), path.resolve(here, '..', '..', '..')]) list.push(path.join(base, 'native', 'build', 'spn_torch.node'));
+  return list;
+}
+
+function load(): Native {
+  const require = createRequire(import.meta.url);
+  const tried: string[] = [];
+  for (const file of candidates()) {
+    if (!fs.existsSync(file)) {
+      tried.push(`${file} (missing)`);
+      continue;
+    }
+    try {
+      return require(file) as Native;
+    } catch (err) {
+      tried.push(`${file} (${(err as Error).message.split('\n')[0]})`);
+    }
+  }
+  throw new SpnError(
+    'E_BINDING',
+    [
+      'the native addon spn_torch.node could not be loaded. Tried:',
+      ...tried.map((t) => `  ${t}`),
+      'Build it with `npm run build:native` (it looks for libtorch in LIBTORCH, python3\'s torch, then /usr).',
+      'If no libtorch is installed:',
+      '  apt-get install -y --no-install-recommends libtorch-dev libopenblas0-pthread',
+      '  or LIBTORCH=$(python3 -c "import torch, os; print(os.path.dirname(torch.__file__))") npm run build:native',
+    ].join('\n'),
+  );
+}
+
+export const native: Native = load();
+
+// libtorch starts with one intra-op thread here; use the cores this process may use.
+const threads = Number(process.env.SPN_THREADS) || Math.max(1, (await import('node:os')).availableParallelism());
+native.setNumThreads(threads);

@@ -1,0 +1,8 @@
+// The tensor engine: libtorch from TypeScript. Import as `import * as torch from './torch/index.js'`.
+export { Tensor, tidy, keep, dispose, liveTensors, nativeLiveTensors, noGrad, isGradEnabled } from './tensor.js';
+export type { Device, Scalar } from './tensor.js';
+export type { DType } from './dtype.js';
+export * from './ops.js';
+export * from './random.js';
+export { native } from './binding.js';
+export * as cuda from './cuda.js';

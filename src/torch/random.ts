@@ -1,0 +1,24 @@
+// Seeds and random-number state: identical results run to run on CPU for the same seed.
+import { native } from './binding.js';
+import { Tensor } from './tensor.js';
+
+export function manualSeed(seed: number): void {
+  native.manualSeed(seed);
+}
+
+/** The CPU generator's state as a uint8 tensor (saved in checkpoints for exact resume). */
+export function getRngState(): Tensor {
+  return new Tensor(native.getRngState());
+}
+
+export function setRngState(state: Tensor): void {
+  native.setRngState(state.handle);
+}
+
+export function setNumThreads(n: number): void {
+  native.setNumThreads(n);
+}
+
+export function getNumThreads(): number {
+  return native.getNumThreads();
+}
