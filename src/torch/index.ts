@@ -6,3 +6,4 @@ export * from './ops.js';
 export * from './random.js';
 export { native } from './binding.js';
 export * as cuda from './cuda.js';
+export * as nn from './nn/index.js';

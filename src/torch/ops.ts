@@ -271,3 +271,4 @@ export function sdpaComposed(q: Tensor, k: Tensor, v: Tensor, o: { mask?: Tensor
   p.dispose();
   return out;
 }
+
