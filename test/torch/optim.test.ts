@@ -229,7 +229,7 @@ describe('EMA', () => {
     const ema2 = new EMA([{ name: 'p', param: p }], 0.9);
     ema2.loadStateDict(sd);
     torch.dispose(sd);
-    expect(Array.from(ema2.shadow.get('p')!.data())).toEqual(shadow);
+    expect(Array.from(ema2.shadow.get('p')!.data() as Float64Array)).toEqual(shadow);
     ema2.copyTo();
     expect(value(p)).toEqual(shadow);
     ema.dispose();
