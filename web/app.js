@@ -267,14 +267,14 @@ function renderDetail() {
   const step = typeof status.step === 'number' ? status.step : d.metrics.last_train ? d.metrics.last_train.step : null;
   const total = typeof status.total_steps === 'number' ? status.total_steps : null;
   $('progress-bar').style.width = step !== null && total ? `${Math.min(100, (100 * step) / total).toFixed(1)}%` : status.state === 'done' ? '100%' : '0%';
-  $('stat-step').textContent = step === null ? '–' : total ? `${fmtInt(step)} / ${fmtInt(total)}` : fmtInt(step);
+  setStat('stat-step', step === null ? '–' : fmtInt(step), total ? `/ ${fmtInt(total)}` : '');
   $('stat-train').textContent = fmtNum(d.metrics.last_train && d.metrics.last_train.loss_bpd);
   $('stat-test').textContent = fmtNum(d.metrics.last_test && d.metrics.last_test.bpd);
   $('stat-eval').textContent = fmtNum(ev && ev.bpd);
   $('stat-tput').textContent = fmtRate(d.metrics.last_train && d.metrics.last_train.subpixels_per_s);
   $('tput-now').textContent = d.metrics.last_train && typeof d.metrics.last_train.subpixels_per_s === 'number' ? `now ${fmtRate(d.metrics.last_train.subpixels_per_s)} / s` : '';
-  const eta = status.state === 'running' && typeof status.eta_s === 'number' ? ` · ${fmtDuration(status.eta_s)}` : '';
-  $('stat-time').textContent = `${fmtDuration(status.elapsed_s)}${eta}`;
+  const eta = status.state === 'running' && typeof status.eta_s === 'number' ? `ETA ${fmtDuration(status.eta_s)}` : '';
+  setStat('stat-time', fmtDuration(status.elapsed_s), eta);
 
   const msg = $('run-message');
   msg.hidden = typeof status.message !== 'string' || status.message === '';
@@ -287,6 +287,11 @@ function renderDetail() {
   renderEval(ev);
   renderSamples(d);
   renderConfig(d.config);
+}
+
+/** A stat tile: the main figure, and a smaller note after it (the total, the ETA). */
+function setStat(id, main, note) {
+  $(id).replaceChildren(main, ...(note ? [el('small', { text: note })] : []));
 }
 
 function renderEval(ev) {
@@ -342,7 +347,7 @@ function renderSamples(d) {
   strip.replaceChildren(
     ...s.frames.map((f, i) => {
       const b = el('button', { class: 'frame' + (f.path === state.pinnedFrame ? ' selected' : ''), type: 'button', title: `after slice ${i + 1}` },
-        el('img', { src: fileUrl(d.name, f), alt: `after slice ${i + 1}`, loading: 'lazy' }),
+        el('img', { src: fileUrl(d.name, f), alt: `after slice ${i + 1}` }),
         el('span', { text: `slice ${i + 1}` }));
       b.addEventListener('click', () => {
         state.pinnedFrame = state.pinnedFrame === f.path ? null : f.path;
