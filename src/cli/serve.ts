@@ -14,6 +14,7 @@ export function register(program: Command): void {
       if (!/^\d{1,5}$/.test(opts.port)) throw new ArgError(`--port must be a whole number from 0 to 65535, got ${JSON.stringify(opts.port)}`);
       const running = await startServer({ runsDir, host: opts.host, port: Number(opts.port) });
       process.stdout.write(`spn serve: dashboard for ${runsDir} at ${running.url}  (Ctrl-C to stop)\n`);
+      for (const w of running.warnings) process.stderr.write(`spn serve: warning: ${w}\n`);
       if (opts.host !== '127.0.0.1' && opts.host !== 'localhost' && opts.host !== '::1') {
         process.stdout.write(`spn serve: listening on ${opts.host}: anyone who can reach this address can read these runs\n`);
       }

@@ -12,6 +12,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { SpnError } from '../errors.js';
 import { decodeSegments, HttpError } from './paths.js';
 import type { RunReader } from './runs.js';
 
@@ -30,28 +31,37 @@ const BASE_HEADERS: Readonly<Record<string, string>> = {
 export interface StaticAssets {
   /** URL path → file and content type. A fixed table: no URL ever names a file directly. */
   files: ReadonlyMap<string, { file: string; contentType: string }>;
+  /** What could not be found, as advice for the user; the page still works without charts. */
+  warnings: string[];
 }
 
 /** Finds web/ (beside src/ in the checkout, or beside dist/ when built) and Chart.js. */
 export function locateAssets(): StaticAssets {
-  const webDir = findUp(path.dirname(fileURLToPath(import.meta.url)), path.join('web', 'index.html'));
-  const require = createRequire(import.meta.url);
-  // chart.js's exports map hides dist/chart.umd.js; resolve the package entry and look beside it.
-  const chartDir = path.dirname(require.resolve('chart.js'));
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const webDir = findUp(here, path.join('web', 'index.html'));
+  if (webDir === null) throw new SpnError('E_IO', `cannot find web/index.html in any folder above ${here}; reinstall spn or run it from a checkout`);
+  const html = { file: path.join(webDir, 'index.html'), contentType: 'text/html; charset=utf-8' };
   const files = new Map<string, { file: string; contentType: string }>([
-    ['/', { file: path.join(webDir, 'index.html'), contentType: 'text/html; charset=utf-8' }],
-    ['/index.html', { file: path.join(webDir, 'index.html'), contentType: 'text/html; charset=utf-8' }],
+    ['/', html],
+    ['/index.html', html],
     ['/app.js', { file: path.join(webDir, 'app.js'), contentType: 'text/javascript; charset=utf-8' }],
     ['/style.css', { file: path.join(webDir, 'style.css'), contentType: 'text/css; charset=utf-8' }],
-    ['/vendor/chart.js', { file: path.join(chartDir, 'chart.umd.js'), contentType: 'text/javascript; charset=utf-8' }],
   ]);
-  return { files };
+  const warnings: string[] = [];
+  try {
+    // chart.js's exports map hides dist/chart.umd.js; resolve the package entry and look beside it.
+    const chartDir = path.dirname(createRequire(import.meta.url).resolve('chart.js'));
+    files.set('/vendor/chart.js', { file: path.join(chartDir, 'chart.umd.js'), contentType: 'text/javascript; charset=utf-8' });
+  } catch {
+    warnings.push('chart.js is not installed, so the dashboard will show no charts; fix with: npm install chart.js');
+  }
+  return { files, warnings };
 }
 
-function findUp(from: string, rel: string): string {
+function findUp(from: string, rel: string): string | null {
   for (let dir = from; ; dir = path.dirname(dir)) {
     if (fs.existsSync(path.join(dir, rel))) return path.join(dir, path.dirname(rel));
-    if (path.dirname(dir) === dir) throw new HttpError(500, `cannot find ${rel} above ${from}`);
+    if (path.dirname(dir) === dir) return null;
   }
 }
 

@@ -19,6 +19,8 @@ export interface ServeOptions {
 export interface RunningServer {
   url: string;
   port: number;
+  /** Things the user should fix that do not stop the dashboard (a missing Chart.js). */
+  warnings: string[];
   server: http.Server;
   close(): Promise<void>;
 }
@@ -67,6 +69,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   return {
     url: `http://${urlHost}:${addr.port}/`,
     port: addr.port,
+    warnings: assets.warnings,
     server,
     close: () =>
       new Promise<void>((resolve) => {
