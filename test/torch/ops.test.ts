@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest';
 import * as torch from '../../src/torch/index.js';
 import { SpnError } from '../../src/errors.js';
 
+const arr = (t: torch.Tensor): (number | bigint)[] => Array.from(t.data() as ArrayLike<number | bigint>);
+
 const close = (a: ArrayLike<number>, b: ArrayLike<number>, tol = 1e-5) => {
   expect(a.length).toBe(b.length);
   for (let i = 0; i < a.length; i++) expect(Math.abs(a[i]! - b[i]!)).toBeLessThanOrEqual(tol);
@@ -14,10 +16,10 @@ describe('tensor basics', () => {
       expect(t.shape).toEqual([2, 3]);
       expect(t.dtype).toBe('float32');
       expect(t.device).toBe('cpu');
-      expect(Array.from(t.data())).toEqual([1, 2, 3, 4, 5, 6]);
+      expect(arr(t)).toEqual([1, 2, 3, 4, 5, 6]);
       const u = torch.fromArray(new Uint8Array([0, 255, 7]));
       expect(u.dtype).toBe('uint8');
-      expect(Array.from(u.to('int64').data())).toEqual([0n, 255n, 7n]);
+      expect(arr(u.to('int64'))).toEqual([0n, 255n, 7n]);
       expect(t.to('float64').dtype).toBe('float64');
       expect(Array.from(t.to('bfloat16').toFloat32())).toEqual([1, 2, 3, 4, 5, 6]);
       expect(torch.fromArray([2.5]).item()).toBe(2.5);
@@ -27,11 +29,11 @@ describe('tensor basics', () => {
 
   it('creates tensors', () => {
     torch.tidy(() => {
-      expect(Array.from(torch.zeros([2, 2]).data())).toEqual([0, 0, 0, 0]);
-      expect(Array.from(torch.ones([3], { dtype: 'int32' }).data())).toEqual([1, 1, 1]);
-      expect(Array.from(torch.full([2], 0.5).data())).toEqual([0.5, 0.5]);
-      expect(Array.from(torch.arange(5).data())).toEqual([0n, 1n, 2n, 3n, 4n]);
-      expect(Array.from(torch.arange(1, 7, 2, { dtype: 'float32' }).data())).toEqual([1, 3, 5]);
+      expect(arr(torch.zeros([2, 2]))).toEqual([0, 0, 0, 0]);
+      expect(arr(torch.ones([3], { dtype: 'int32' }))).toEqual([1, 1, 1]);
+      expect(arr(torch.full([2], 0.5))).toEqual([0.5, 0.5]);
+      expect(arr(torch.arange(5))).toEqual([0n, 1n, 2n, 3n, 4n]);
+      expect(arr(torch.arange(1, 7, 2, { dtype: 'float32' }))).toEqual([1, 3, 5]);
       const r = torch.randint(0, 10, [1000]).toFloat32();
       expect(Math.min(...r)).toBeGreaterThanOrEqual(0);
       expect(Math.max(...r)).toBeLessThan(10);
@@ -46,14 +48,14 @@ describe('tensor basics', () => {
   it('seeds reproducibly', () => {
     torch.tidy(() => {
       torch.manualSeed(42);
-      const a = Array.from(torch.randn([5]).data());
+      const a = arr(torch.randn([5]));
       torch.manualSeed(42);
-      const b = Array.from(torch.randn([5]).data());
+      const b = arr(torch.randn([5]));
       expect(a).toEqual(b);
       const state = torch.getRngState();
-      const c = Array.from(torch.rand([4]).data());
+      const c = arr(torch.rand([4]));
       torch.setRngState(state);
-      expect(Array.from(torch.rand([4]).data())).toEqual(c);
+      expect(arr(torch.rand([4]))).toEqual(c);
     });
   });
 });
@@ -63,12 +65,12 @@ describe('ops against hand-computed values', () => {
     torch.tidy(() => {
       const a = torch.fromArray([1, 2, 3, 4], [2, 2]);
       const b = torch.fromArray([10, 20], [2]);
-      expect(Array.from(a.add(b).data())).toEqual([11, 22, 13, 24]);
-      expect(Array.from(a.sub(b).data())).toEqual([-9, -18, -7, -16]);
-      expect(Array.from(a.mul(b).data())).toEqual([10, 40, 30, 80]);
-      expect(Array.from(a.div(2).data())).toEqual([0.5, 1, 1.5, 2]);
-      expect(Array.from(a.pow(2).data())).toEqual([1, 4, 9, 16]);
-      expect(Array.from(a.add(1, 2).data())).toEqual([3, 4, 5, 6]);
+      expect(arr(a.add(b))).toEqual([11, 22, 13, 24]);
+      expect(arr(a.sub(b))).toEqual([-9, -18, -7, -16]);
+      expect(arr(a.mul(b))).toEqual([10, 40, 30, 80]);
+      expect(arr(a.div(2))).toEqual([0.5, 1, 1.5, 2]);
+      expect(arr(a.pow(2))).toEqual([1, 4, 9, 16]);
+      expect(arr(a.add(1, 2))).toEqual([3, 4, 5, 6]);
       close(torch.exp(torch.fromArray([0, 1])).data() as Float32Array, [1, Math.E]);
       close(torch.relu(torch.fromArray([-1, 2])).data() as Float32Array, [0, 2]);
       close(torch.sigmoid(torch.fromArray([0])).data() as Float32Array, [0.5]);
@@ -83,13 +85,13 @@ describe('ops against hand-computed values', () => {
     torch.tidy(() => {
       const a = torch.fromArray([1, 2, 3, 4, 5, 6], [2, 3]);
       const b = torch.fromArray([1, 0, 0, 1, 1, 1], [3, 2]);
-      expect(Array.from(torch.matmul(a, b).data())).toEqual([4, 5, 10, 11]);
+      expect(arr(torch.matmul(a, b))).toEqual([4, 5, 10, 11]);
       const bb = torch.bmm(a.unsqueeze(0).expand([2, 2, 3]), b.unsqueeze(0).expand([2, 3, 2]));
       expect(bb.shape).toEqual([2, 2, 2]);
-      expect(Array.from(bb.data())).toEqual([4, 5, 10, 11, 4, 5, 10, 11]);
+      expect(arr(bb)).toEqual([4, 5, 10, 11, 4, 5, 10, 11]);
       const w = torch.fromArray([1, 1, 1, 0, 0, 1], [2, 3]);
       const bias = torch.fromArray([0.5, -1]);
-      expect(Array.from(torch.linear(a, w, bias).data())).toEqual([6.5, 2, 15.5, 5]);
+      expect(arr(torch.linear(a, w, bias))).toEqual([6.5, 2, 15.5, 5]);
     });
   });
 
@@ -99,9 +101,9 @@ describe('ops against hand-computed values', () => {
       // x[1::2, 0::2]
       const s = x.slice(0, 1, null, 2).slice(1, 0, null, 2);
       expect(s.shape).toEqual([2, 2]);
-      expect(Array.from(s.contiguous().data())).toEqual([4, 6, 12, 14]);
+      expect(arr(s.contiguous())).toEqual([4, 6, 12, 14]);
       s.copy_(torch.fromArray([-1, -2, -3, -4], [2, 2]));
-      expect(Array.from(x.data())).toEqual([0, 1, 2, 3, -1, 5, -2, 7, 8, 9, 10, 11, -3, 13, -4, 15]);
+      expect(arr(x)).toEqual([0, 1, 2, 3, -1, 5, -2, 7, 8, 9, 10, 11, -3, 13, -4, 15]);
       expect(x.permute([1, 0]).contiguous().data()[1]).toBe(-1);
       expect(x.transpose(0, 1).shape).toEqual([4, 4]);
       expect(x.unsqueeze(0).shape).toEqual([1, 4, 4]);
@@ -110,15 +112,15 @@ describe('ops against hand-computed values', () => {
       expect(x.flatten().shape).toEqual([16]);
       const parts = x.chunk(2, 1);
       expect(parts[1]!.shape).toEqual([4, 2]);
-      expect(Array.from(torch.cat([x.select(0, 0), x.select(0, 3)]).data())).toEqual([0, 1, 2, 3, -3, 13, -4, 15]);
+      expect(arr(torch.cat([x.select(0, 0), x.select(0, 3)]))).toEqual([0, 1, 2, 3, -3, 13, -4, 15]);
       expect(torch.stack([x, x], 0).shape).toEqual([2, 4, 4]);
       const idx = torch.fromArray(new BigInt64Array([2n, 0n]));
-      expect(Array.from(x.indexSelect(0, idx).select(1, 0).data())).toEqual([8, 0]);
+      expect(arr(x.indexSelect(0, idx).select(1, 0))).toEqual([8, 0]);
       const g = torch.gather(torch.fromArray([1, 2, 3, 4], [2, 2]), 1, torch.fromArray(new BigInt64Array([1n, 0n]), [2, 1]));
-      expect(Array.from(g.data())).toEqual([2, 3]);
-      expect(Array.from(torch.triu(torch.ones([2, 2])).data())).toEqual([1, 1, 0, 1]);
-      expect(Array.from(torch.tril(torch.ones([2, 2])).data())).toEqual([1, 0, 1, 1]);
-      expect(Array.from(torch.pad(torch.ones([1, 2]), [1, 0]).data())).toEqual([0, 1, 1]);
+      expect(arr(g)).toEqual([2, 3]);
+      expect(arr(torch.triu(torch.ones([2, 2])))).toEqual([1, 1, 0, 1]);
+      expect(arr(torch.tril(torch.ones([2, 2])))).toEqual([1, 0, 1, 1]);
+      expect(arr(torch.pad(torch.ones([1, 2]), [1, 0]))).toEqual([0, 1, 1]);
     });
   });
 
@@ -126,14 +128,14 @@ describe('ops against hand-computed values', () => {
     torch.tidy(() => {
       const x = torch.fromArray([1, 2, 3, 4, 5, 6], [2, 3]);
       expect(x.sum().item()).toBe(21);
-      expect(Array.from(x.sum(1).data())).toEqual([6, 15]);
+      expect(arr(x.sum(1))).toEqual([6, 15]);
       expect(x.sum(0, true).shape).toEqual([1, 3]);
-      expect(Array.from(x.mean(0).data())).toEqual([2.5, 3.5, 4.5]);
+      expect(arr(x.mean(0))).toEqual([2.5, 3.5, 4.5]);
       expect(x.max().item()).toBe(6);
-      expect(Array.from(x.argmax(1).data())).toEqual([2n, 2n]);
+      expect(arr(x.argmax(1))).toEqual([2n, 2n]);
       const [vals, idx] = torch.maxDim(x, 0);
-      expect(Array.from(vals.data())).toEqual([4, 5, 6]);
-      expect(Array.from(idx.data())).toEqual([1n, 1n, 1n]);
+      expect(arr(vals)).toEqual([4, 5, 6]);
+      expect(arr(idx)).toEqual([1n, 1n, 1n]);
       const z = 1 + Math.E + Math.E ** 2;
       close(torch.softmax(torch.fromArray([0, 1, 2]), 0).data() as Float32Array, [1 / z, Math.E / z, Math.E ** 2 / z]);
       close(torch.logSoftmax(torch.fromArray([0, 1, 2]), 0).data() as Float32Array, [-Math.log(z), 1 - Math.log(z), 2 - Math.log(z)]);
@@ -150,14 +152,14 @@ describe('ops against hand-computed values', () => {
     torch.tidy(() => {
       const x = torch.fromArray([1, 2, 3]);
       const m = torch.fromArray(new Uint8Array([1, 0, 1])).to('bool');
-      expect(Array.from(x.maskedFill(m, -5).data())).toEqual([-5, 2, -5]);
-      expect(Array.from(torch.where(m, x, torch.zerosLike(x)).data())).toEqual([1, 0, 3]);
+      expect(arr(x.maskedFill(m, -5))).toEqual([-5, 2, -5]);
+      expect(arr(torch.where(m, x, torch.zerosLike(x)))).toEqual([1, 0, 3]);
       const v = torch.fromArray(new Int32Array([0, 37, 255, 200]));
-      expect(Array.from(torch.floorDivide(v, 32).data())).toEqual([0, 1, 7, 6]);
-      expect(Array.from(torch.remainder(v, 32).data())).toEqual([0, 5, 31, 8]);
-      expect(Array.from(torch.rightShift(v, 5).data())).toEqual([0, 1, 7, 6]);
-      expect(Array.from(torch.bitwiseAnd(v, 31).data())).toEqual([0, 5, 31, 8]);
-      expect(Array.from(torch.lt(x, 2).data())).toEqual([1, 0, 0]);
+      expect(arr(torch.floorDivide(v, 32))).toEqual([0, 1, 7, 6]);
+      expect(arr(torch.remainder(v, 32))).toEqual([0, 5, 31, 8]);
+      expect(arr(torch.rightShift(v, 5))).toEqual([0, 1, 7, 6]);
+      expect(arr(torch.bitwiseAnd(v, 31))).toEqual([0, 5, 31, 8]);
+      expect(arr(torch.lt(x, 2))).toEqual([1, 0, 0]);
     });
   });
 
@@ -165,12 +167,12 @@ describe('ops against hand-computed values', () => {
     torch.tidy(() => {
       const x = torch.arange(9, undefined, 1, { dtype: 'float32' }).reshape([1, 1, 3, 3]);
       const w = torch.ones([1, 1, 2, 2]);
-      expect(Array.from(torch.conv2d(x, w).data())).toEqual([8, 12, 20, 24]);
+      expect(arr(torch.conv2d(x, w))).toEqual([8, 12, 20, 24]);
       expect(torch.conv2d(x, w, null, { padding: 1 }).shape).toEqual([1, 1, 4, 4]);
-      expect(Array.from(torch.conv2d(x, w, null, { dilation: 2 }).data())).toEqual([16]);
+      expect(arr(torch.conv2d(x, w, null, { dilation: 2 }))).toEqual([16]);
       const x2 = torch.cat([x, x.mul(2)], 1);
       const w2 = torch.ones([2, 1, 2, 2]);
-      expect(Array.from(torch.conv2d(x2, w2, null, { groups: 2 }).data())).toEqual([8, 12, 20, 24, 16, 24, 40, 48]);
+      expect(arr(torch.conv2d(x2, w2, null, { groups: 2 }))).toEqual([8, 12, 20, 24, 16, 24, 40, 48]);
     });
   });
 
@@ -182,7 +184,7 @@ describe('ops against hand-computed values', () => {
       close(y, [-1.5 / sd, -0.5 / sd, 0.5 / sd, 1.5 / sd]);
       const table = torch.fromArray([0, 0, 1, 1, 2, 2], [3, 2]);
       const e = torch.embedding(table, torch.fromArray(new BigInt64Array([2n, 0n])));
-      expect(Array.from(e.data())).toEqual([2, 2, 0, 0]);
+      expect(arr(e)).toEqual([2, 2, 0, 0]);
     });
   });
 
@@ -210,7 +212,7 @@ describe('ops against hand-computed values', () => {
       close(torch.sdpaComposed(q, k, v, { mask: additive }).data() as Float32Array, b.data() as Float32Array, 1e-6);
       const d = torch.dropout(torch.ones([1000]), 0.5, true).toFloat32();
       expect(d.every((x) => x === 0 || x === 2)).toBe(true);
-      expect(Array.from(torch.dropout(torch.ones([4]), 0.5, false).data())).toEqual([1, 1, 1, 1]);
+      expect(arr(torch.dropout(torch.ones([4]), 0.5, false))).toEqual([1, 1, 1, 1]);
     });
   });
 });
@@ -253,7 +255,7 @@ describe('memory', () => {
       return { b, list: [b.mul(2)] };
     });
     expect(torch.liveTensors()).toBe(before + 3);
-    expect(Array.from(out.list[0]!.data())).toEqual([4, 4, 4]);
+    expect(arr(out.list[0]!)).toEqual([4, 4, 4]);
     torch.dispose([out, kept]);
     expect(torch.liveTensors()).toBe(before);
     expect(() => torch.tidy(() => Promise.resolve(1) as unknown as number)).toThrow(/synchronous/);

@@ -1,0 +1,436 @@
+// The Subscale Pixel Network (Menick & Kalchbrenner, ICLR 2019), top to bottom:
+//
+//   image (B, H, W, C) ──subscale──> slices (B, S², h, w, C), h = H/S, w = W/S
+//   conditioning network: context stack (slices before the target, the others masked) +
+//                         meta-position embedding of the target index k ──convs──> (B, T, D)
+//   decoder over the target slice (T = h·w pixels in raster order):
+//       masked conv (type A: a pixel sees only earlier pixels) of the pixel embeddings
+//       + context embedding + position embedding
+//       ──[masked conv B, causal self-attention, MLP] × L──> (B, T, D)
+//   channel head: sub-pixel c of a pixel given the decoder state and channels < c
+//                 ──> logits (B, T, C, 2^bits)
+//
+// The product of these conditionals over slices, pixels and channels is the exact likelihood.
+// A depth stage adds the image's given high bits to the context and to the decoder input.
+import { ArgError } from '../errors.js';
+import * as torch from '../torch/index.js';
+import { Module, Linear, Conv2d, LayerNorm, Embedding, CausalSelfAttention, KVCache, uniform } from '../torch/nn/index.js';
+import type { Tensor } from '../torch/index.js';
+import type { ModelConfig } from './config.js';
+import { toSlices } from './slices.js';
+
+export interface ModelOptions { dtype?: torch.DType; device?: string }
+
+// --- masked convolution ---------------------------------------------------------------------------
+
+/** Kernel offsets (dy, dx) a masked conv may read: rows above, and the left part of its own row
+ * (plus the centre for type B). Rows below are never read, so no bottom padding is needed. */
+function maskedOffsets(k: number, type: 'A' | 'B'): number[] {
+  const c = (k - 1) / 2;
+  const out: number[] = [];
+  for (let dy = 0; dy < k; dy++) {
+    for (let dx = 0; dx < k; dx++) {
+      if (dy < c || (dy === c && (dx < c || (dx === c && type === 'B')))) out.push(dy * k + dx);
+    }
+  }
+  return out;
+}
+
+export class MaskedConv2d extends Module {
+  readonly weight: Tensor; // (out, in, k, k), zero where masked
+  readonly bias: Tensor;
+  readonly mask: Tensor; // (1, 1, k, k)
+  readonly offsets: number[];
+  constructor(readonly inCh: number, readonly outCh: number, readonly k: number, readonly type: 'A' | 'B', o: ModelOptions) {
+    super();
+    this.offsets = maskedOffsets(k, type);
+    const bound = 1 / Math.sqrt(inCh * this.offsets.length);
+    const m = new Float32Array(k * k);
+    for (const i of this.offsets) m[i] = 1;
+    this.mask = torch.keep(torch.fromArray(m, [1, 1, k, k], o));
+    this.weight = this.param('weight', torch.tidy(() => uniform([outCh, inCh, k, k], bound, o).mul(this.mask)));
+    this.bias = this.param('bias', uniform([outCh], bound, o));
+  }
+  /** x: (B, in, h, w) -> (B, out, h, w). */
+  forward(x: Tensor): Tensor {
+    const c = (this.k - 1) / 2;
+    // Masking the weight (not only at init) keeps the gradient from ever reaching masked taps.
+    return torch.conv2d(x, this.weight.mul(this.mask), this.bias, { padding: c });
+  }
+  /** The allowed taps as a matrix (out, in·K) for incremental evaluation (see ConvState). */
+  tapMatrix(): Tensor {
+    const idx = torch.fromArray(new BigInt64Array(this.offsets.map(BigInt)), undefined, { device: this.weight.device });
+    return this.weight.view([this.outCh, this.inCh, this.k * this.k]).indexSelect(2, idx).reshape([this.outCh, -1]);
+  }
+  override dispose(): void {
+    super.dispose();
+    this.mask.dispose();
+  }
+}
+
+/**
+ * Incremental state of one masked conv while decoding pixel by pixel: a zero-padded grid of its
+ * inputs so far. The output at pixel t reads only the K allowed taps around t, all of which
+ * belong to pixels already written: O(K·in·out) per pixel instead of a conv over the slice.
+ */
+export class ConvState {
+  readonly grid: Tensor; // (B, in, h + c, w + 2c)
+  readonly flat: Tensor; // (B, in, (h + c)(w + 2c)): a view of grid
+  readonly taps: Tensor; // (T, K) flat grid indices of each pixel's allowed taps
+  readonly weight: Tensor; // (out, in·K)
+  readonly c: number;
+  readonly w: number;
+  constructor(readonly conv: MaskedConv2d, batch: number, h: number, w: number) {
+    const c = (conv.k - 1) / 2;
+    const wp = w + 2 * c;
+    const opts = { dtype: conv.weight.dtype, device: conv.weight.device };
+    this.c = c;
+    this.w = w;
+    this.grid = torch.keep(torch.zeros([batch, conv.inCh, h + c, wp], opts));
+    this.flat = torch.keep(this.grid.view([batch, conv.inCh, -1]));
+    const taps = new BigInt64Array(h * w * conv.offsets.length);
+    let n = 0;
+    for (let r = 0; r < h; r++) {
+      for (let x = 0; x < w; x++) {
+        for (const o of conv.offsets) {
+          const dy = Math.floor(o / conv.k);
+          const dx = o % conv.k;
+          taps[n++] = BigInt((r + dy) * wp + (x + dx)); // padded coords: pixel (r, x) sits at (r + c, x + c)
+        }
+      }
+    }
+    this.taps = torch.keep(torch.fromArray(taps, [h * w, conv.offsets.length], { device: opts.device }));
+    this.weight = torch.keep(torch.noGrad(() => conv.tapMatrix()));
+  }
+  /** Stores the conv's input at pixel t: v (B, in). */
+  write(t: number, v: Tensor): void {
+    const r = Math.floor(t / this.w);
+    const x = t % this.w;
+    this.grid.select(2, r + this.c).select(2, x + this.c).copy_(v);
+  }
+  /** The conv's output at pixel t: (B, out). */
+  read(t: number): Tensor {
+    const patch = this.flat.indexSelect(2, this.taps.select(0, t)); // (B, in, K)
+    return torch.linear(patch.reshape([patch.size(0), -1]), this.weight, this.conv.bias);
+  }
+  dispose(): void {
+    torch.dispose([this.grid, this.flat, this.taps, this.weight]);
+  }
+}
+
+// --- conditioning network -------------------------------------------------------------------------
+
+class ResBlock extends Module {
+  readonly conv1: Conv2d;
+  readonly conv2: Conv2d;
+  constructor(dim: number, o: ModelOptions) {
+    super();
+    this.conv1 = this.child('conv1', new Conv2d(dim, dim, 3, { padding: 1, ...o }));
+    this.conv2 = this.child('conv2', new Conv2d(dim, dim, 3, { padding: 1, ...o }));
+  }
+  forward(x: Tensor): Tensor {
+    return x.add(this.conv2.forward(torch.gelu(this.conv1.forward(torch.gelu(x)))));
+  }
+}
+
+/** Embeds the context stack at slice resolution: (B, inCh, h, w) + target index k -> (B, T, D). */
+class ConditioningNetwork extends Module {
+  readonly input: Conv2d;
+  readonly meta: Embedding; // the meta-position: which slice is being generated
+  readonly blocks: ResBlock[];
+  readonly norm: LayerNorm;
+  constructor(inCh: number, cfg: ModelConfig, o: ModelOptions) {
+    super();
+    this.input = this.child('input', new Conv2d(inCh, cfg.dim, 3, { padding: 1, ...o }));
+    this.meta = this.child('meta', new Embedding(cfg.scale * cfg.scale, cfg.dim, { std: 0.02, ...o }));
+    this.blocks = Array.from({ length: cfg.condLayers }, (_, i) => this.child(`block${i}`, new ResBlock(cfg.dim, o)));
+    this.norm = this.child('norm', new LayerNorm(cfg.dim, 1e-5, o));
+  }
+  forward(stack: Tensor, k: Tensor): Tensor {
+    const [B, D] = [stack.size(0), this.meta.dim];
+    let x = this.input.forward(stack).add(this.meta.forward(k).view([B, D, 1, 1])); // (B, D, h, w)
+    for (const b of this.blocks) x = b.forward(x);
+    return this.norm.forward(x.flatten(2).transpose(1, 2)); // (B, T, D)
+  }
+}
+
+// --- decoder --------------------------------------------------------------------------------------
+
+class DecoderBlock extends Module {
+  readonly normConv: LayerNorm;
+  readonly conv: MaskedConv2d;
+  readonly normAttn: LayerNorm;
+  readonly attn: CausalSelfAttention;
+  readonly normMlp: LayerNorm;
+  readonly fc: Linear;
+  readonly proj: Linear;
+  constructor(cfg: ModelConfig, o: ModelOptions) {
+    super();
+    const D = cfg.dim;
+    this.normConv = this.child('normConv', new LayerNorm(D, 1e-5, o));
+    this.conv = this.child('conv', new MaskedConv2d(D, D, cfg.kernel, 'B', o));
+    this.normAttn = this.child('normAttn', new LayerNorm(D, 1e-5, o));
+    this.attn = this.child('attn', new CausalSelfAttention(D, cfg.heads, o));
+    this.normMlp = this.child('normMlp', new LayerNorm(D, 1e-5, o));
+    this.fc = this.child('fc', new Linear(D, cfg.mlpRatio * D, o));
+    this.proj = this.child('proj', new Linear(cfg.mlpRatio * D, D, o));
+  }
+  /** x: (B, T, D) over the slice grid h×w. */
+  forward(x: Tensor, h: number, w: number, dropout: number): Tensor {
+    const [B, T, D] = x.shape as [number, number, number];
+    const grid = this.normConv.forward(x).transpose(1, 2).reshape([B, D, h, w]);
+    x = x.add(drop(this.conv.forward(grid).flatten(2).transpose(1, 2), dropout, this.training)); // (B, T, D)
+    x = x.add(drop(this.attn.forward(this.normAttn.forward(x)), dropout, this.training));
+    return x.add(drop(this.mlp(this.normMlp.forward(x)), dropout, this.training)).view([B, T, D]);
+  }
+  mlp(x: Tensor): Tensor {
+    return this.proj.forward(torch.gelu(this.fc.forward(x)));
+  }
+  /** One pixel t with cached state: x (B, 1, D). */
+  step(x: Tensor, t: number, conv: ConvState, cache: KVCache): Tensor {
+    conv.write(t, this.normConv.forward(x).squeeze(1));
+    x = x.add(conv.read(t).unsqueeze(1));
+    x = x.add(this.attn.forward(this.normAttn.forward(x), cache));
+    return x.add(this.mlp(this.normMlp.forward(x)));
+  }
+}
+
+function drop(x: Tensor, p: number, training: boolean): Tensor {
+  return p > 0 && training ? torch.dropout(x, p, true) : x;
+}
+
+/** Sub-pixel c of a pixel given the decoder state and the pixel's channels before c. */
+class ChannelHead extends Module {
+  readonly embed: Embedding; // (C·V, D): value v of channel c at row c·V + v
+  readonly channelPos: Tensor; // (C, D)
+  readonly fc: Linear;
+  readonly out: Linear;
+  constructor(readonly C: number, readonly V: number, D: number, o: ModelOptions) {
+    super();
+    this.embed = this.child('embed', new Embedding(C * V, D, { std: 0.02, ...o }));
+    this.channelPos = this.param('channelPos', torch.tidy(() => torch.randn([C, D], o).mul(0.02)));
+    this.fc = this.child('fc', new Linear(D, D, o));
+    this.out = this.child('out', new Linear(D, V, o));
+  }
+  /** h (B, T, D), target values x (B, T, C) -> logits (B, T, C, V). */
+  forward(h: Tensor, x: Tensor, offsets: Tensor): Tensor {
+    const e = this.embed.forward(x.add(offsets)); // (B, T, C, D)
+    // Sum over channels strictly before c: a cumsum shifted by one channel (exact, unlike
+    // cumsum - e, so a channel's own value cannot leak into its logits even by rounding).
+    const earlier = torch.pad(torch.cumsum(e.slice(2, 0, this.C - 1), 2), [0, 0, 1, 0]);
+    return this.logits(h.unsqueeze(2).add(earlier).add(this.channelPos));
+  }
+  /** Channel c of one pixel: h (B, D), earlier (B, D) = sum of the embeddings of channels < c. */
+  step(h: Tensor, earlier: Tensor, c: number): Tensor {
+    return this.logits(h.add(earlier).add(this.channelPos.select(0, c)));
+  }
+  logits(z: Tensor): Tensor {
+    return this.out.forward(torch.gelu(this.fc.forward(z)));
+  }
+}
+
+// --- the model ------------------------------------------------------------------------------------
+
+export interface SliceBatch {
+  /** Values of the generated variable, (B, H, W, C) int64, in 0..2^bits-1. */
+  x: Tensor;
+  /** Depth stage: the given high bits, (B, H, W, C) int64. */
+  given?: Tensor;
+}
+
+export class SPN extends Module {
+  readonly S: number;
+  readonly h: number; // slice height H/S
+  readonly w: number;
+  readonly T: number; // pixels per slice
+  readonly V: number; // values per sub-pixel: 2^bits
+  readonly cond: ConditioningNetwork;
+  readonly pixelEmbed: Embedding; // (C·V, D)
+  readonly givenEmbed: Embedding | null; // depth stage: (C·2^givenBits, D)
+  readonly inputConv: MaskedConv2d; // type A: a pixel's input holds only earlier pixels
+  readonly pos: Tensor; // (T, D)
+  readonly blocks: DecoderBlock[];
+  readonly norm: LayerNorm;
+  readonly head: ChannelHead;
+  readonly offsets: Tensor; // (C,): c·V, to index the per-channel embedding tables
+  readonly givenOffsets: Tensor | null;
+
+  constructor(readonly cfg: ModelConfig, readonly opts: ModelOptions = {}) {
+    super();
+    const { scale: S, channels: C, dim: D } = cfg;
+    this.S = S;
+    this.h = cfg.height / S;
+    this.w = cfg.width / S;
+    this.T = this.h * this.w;
+    this.V = 2 ** cfg.bits;
+    const o = { dtype: opts.dtype ?? 'float32', device: opts.device ?? 'cpu' };
+    const given = cfg.stage === 'depth';
+    // Context stack: S²·C slice values, S² "known" indicator planes, and the given bits.
+    const inCh = S * S * C + S * S + (given ? S * S * C : 0);
+    this.cond = this.child('cond', new ConditioningNetwork(inCh, cfg, o));
+    this.pixelEmbed = this.child('pixelEmbed', new Embedding(C * this.V, D, { std: 0.02, ...o }));
+    this.givenEmbed = given ? this.child('givenEmbed', new Embedding(C * 2 ** cfg.givenBits, D, { std: 0.02, ...o })) : null;
+    this.inputConv = this.child('inputConv', new MaskedConv2d(D, D, cfg.kernel, 'A', o));
+    this.pos = this.param('pos', torch.tidy(() => torch.randn([this.T, D], o).mul(0.02)));
+    this.blocks = Array.from({ length: cfg.decLayers }, (_, i) => this.child(`block${i}`, new DecoderBlock(cfg, o)));
+    this.norm = this.child('norm', new LayerNorm(D, 1e-5, o));
+    this.head = this.child('head', new ChannelHead(C, this.V, D, o));
+    this.offsets = torch.keep(torch.arange(0, C * this.V, this.V, { device: o.device }));
+    this.givenOffsets = given ? torch.keep(torch.arange(0, C * 2 ** cfg.givenBits, 2 ** cfg.givenBits, { device: o.device })) : null;
+  }
+
+  get dtype(): torch.DType { return this.pos.dtype; }
+  get device(): string { return this.pos.device; }
+
+  /** Target slices a stage models: size upscaling skips slice 0, which comes from a base model. */
+  get firstSlice(): number { return this.cfg.stage === 'size' ? 1 : 0; }
+
+  /** Values to [-1, 1]. */
+  private normalize(v: Tensor, levels: number): Tensor {
+    return v.to(this.dtype).mul(2 / (levels - 1)).sub(1);
+  }
+
+  /**
+   * The context stack for target slices k (B,): (B, S²·C + S² [+ S²·C], h, w). Slices at or
+   * after k are zeroed and their indicator plane is 0, so "unknown" differs from the value 0.
+   */
+  contextStack(batch: SliceBatch, k: Tensor): Tensor {
+    const { S, h, w } = this;
+    const C = this.cfg.channels;
+    const B = batch.x.size(0);
+    const xs = toSlices(batch.x, S); // (B, S², h, w, C)
+    const known = torch.arange(S * S, undefined, 1, { device: this.device }).view([1, S * S]).lt(k.view([B, 1])).to(this.dtype); // (B, S²)
+    const vals = this.normalize(xs, this.V).mul(known.view([B, S * S, 1, 1, 1])).permute([0, 1, 4, 2, 3]).reshape([B, S * S * C, h, w]);
+    const planes = known.view([B, S * S, 1, 1]).expand([B, S * S, h, w]);
+    const parts = [vals, planes];
+    if (batch.given) {
+      const g = toSlices(batch.given, S);
+      parts.push(this.normalize(g, 2 ** this.cfg.givenBits).permute([0, 1, 4, 2, 3]).reshape([B, S * S * C, h, w]));
+    }
+    return torch.cat(parts, 1);
+  }
+
+  /** The values of slice k of each image: (B, H, W, C) -> (B, T, C). */
+  targetSlice(v: Tensor, k: Tensor): Tensor {
+    const { S, h, w, T } = this;
+    const C = this.cfg.channels;
+    const B = v.size(0);
+    const xs = toSlices(v, S); // (B, S², h, w, C)
+    const idx = k.view([B, 1, 1, 1, 1]).expand([B, 1, h, w, C]);
+    return xs.gather(1, idx).reshape([B, T, C]);
+  }
+
+  /** Decoder input before the blocks: masked conv A of the pixel embeddings + context + position. */
+  private decoderInput(ctx: Tensor, target: Tensor, givenTarget: Tensor | null): Tensor {
+    const [B, T, D] = ctx.shape as [number, number, number];
+    const e = this.pixelEmbed.forward(target.add(this.offsets)).sum(2); // (B, T, D)
+    const grid = e.transpose(1, 2).reshape([B, D, this.h, this.w]);
+    let x = this.inputConv.forward(grid).flatten(2).transpose(1, 2).add(ctx).add(this.pos); // (B, T, D)
+    if (givenTarget && this.givenEmbed && this.givenOffsets) x = x.add(this.givenEmbed.forward(givenTarget.add(this.givenOffsets)).sum(2));
+    return x.view([B, T, D]);
+  }
+
+  /** Logits (B, T, C, V) for target slice k (B,) of each image, all positions at once (training). */
+  forward(batch: SliceBatch, k: Tensor): Tensor {
+    const ctx = this.cond.forward(this.contextStack(batch, k), k); // (B, T, D)
+    const target = this.targetSlice(batch.x, k); // (B, T, C)
+    const givenTarget = batch.given ? this.targetSlice(batch.given, k) : null;
+    let x = this.decoderInput(ctx, target, givenTarget);
+    for (const b of this.blocks) x = b.forward(x, this.h, this.w, this.cfg.dropout);
+    return this.head.forward(this.norm.forward(x), target, this.offsets);
+  }
+
+  /** Negative log-likelihood in nats of slice k of each image: (B,). */
+  nll(batch: SliceBatch, k: Tensor): Tensor {
+    const logits = this.forward(batch, k); // (B, T, C, V)
+    const B = logits.size(0);
+    const target = this.targetSlice(batch.x, k).reshape([-1]);
+    return torch.crossEntropy(logits.reshape([-1, this.V]), target, 'none').view([B, -1]).sum(1);
+  }
+
+  override dispose(): void {
+    super.dispose();
+    torch.dispose([this.offsets, this.givenOffsets, this.inputConv.mask, ...this.blocks.map((b) => b.conv.mask)]);
+  }
+
+  /** Sub-pixels per slice. */
+  get dimsPerSlice(): number {
+    return this.T * this.cfg.channels;
+  }
+
+  // --- incremental decoding (sampling) ------------------------------------------------------------
+
+  /** Starts decoding slice k of a batch: embeds the context once and allocates the caches. */
+  beginSlice(batch: SliceBatch, k: number): SliceDecoder {
+    const B = batch.x.size(0);
+    if (k < 0 || k >= this.S * this.S) throw new ArgError(`slice index ${k} is outside 0..${this.S * this.S - 1}`);
+    return new SliceDecoder(this, batch, k, B);
+  }
+}
+
+/**
+ * Decodes one slice pixel by pixel: the context embedding is computed once; each pixel runs the
+ * decoder blocks for one position with the attention KV cache and the masked-conv states.
+ */
+export class SliceDecoder {
+  readonly ctx: Tensor; // (B, T, D)
+  readonly givenTarget: Tensor | null; // (B, T, C)
+  readonly inputState: ConvState;
+  readonly convStates: ConvState[];
+  readonly caches: KVCache[];
+  private h: Tensor | null = null; // decoder output of the current pixel (B, D)
+  private earlier: Tensor | null = null; // sum of embeddings of the current pixel's sampled channels
+
+  constructor(readonly model: SPN, batch: SliceBatch, readonly k: number, readonly B: number) {
+    const kt = torch.full([B], k, { dtype: 'int64', device: model.device });
+    const { h, w, T } = model;
+    this.ctx = torch.keep(torch.tidy(() => model.cond.forward(model.contextStack(batch, kt), kt)));
+    this.givenTarget = batch.given ? torch.keep(torch.tidy(() => model.targetSlice(batch.given!, kt))) : null;
+    kt.dispose();
+    this.inputState = new ConvState(model.inputConv, B, h, w);
+    this.convStates = model.blocks.map((b) => new ConvState(b.conv, B, h, w));
+    this.caches = model.blocks.map((b) => b.attn.newCache(B, T));
+  }
+
+  /** Runs the decoder at pixel t (all earlier pixels must have been set with setPixel). */
+  beginPixel(t: number): void {
+    const m = this.model;
+    torch.dispose([this.h, this.earlier]);
+    this.h = torch.keep(torch.tidy(() => {
+      let x = this.inputState.read(t).add(this.ctx.select(1, t)).add(m.pos.select(0, t)); // (B, D)
+      if (this.givenTarget && m.givenEmbed && m.givenOffsets) {
+        x = x.add(m.givenEmbed.forward(this.givenTarget.select(1, t).add(m.givenOffsets)).sum(1));
+      }
+      let y = x.unsqueeze(1); // (B, 1, D)
+      m.blocks.forEach((b, i) => { y = b.step(y, t, this.convStates[i]!, this.caches[i]!); });
+      return m.norm.forward(y.squeeze(1)); // (B, D)
+    }));
+    this.earlier = torch.keep(torch.zeros([this.B, m.cfg.dim], { dtype: m.dtype, device: m.device }));
+  }
+
+  /** Logits (B, V) of channel c at the current pixel, given channels < c (set by setChannel). */
+  channelLogits(c: number): Tensor {
+    return this.model.head.step(this.h!, this.earlier!, c);
+  }
+
+  /** Records the sampled value of channel c at the current pixel: v (B,) int64. */
+  setChannel(c: number, v: Tensor): void {
+    const m = this.model;
+    const next = torch.tidy(() => this.earlier!.add(m.head.embed.forward(v.add(c * m.V))));
+    this.earlier!.dispose();
+    this.earlier = torch.keep(next);
+  }
+
+  /** Records the finished pixel t, values (B, C) int64, so later pixels can see it. */
+  setPixel(t: number, values: Tensor): void {
+    const m = this.model;
+    torch.tidy(() => this.inputState.write(t, m.pixelEmbed.forward(values.add(m.offsets)).sum(1)));
+  }
+
+  dispose(): void {
+    torch.dispose([this.ctx, this.givenTarget, this.h, this.earlier]);
+    this.inputState.dispose();
+    for (const s of this.convStates) s.dispose();
+    for (const c of this.caches) c.dispose();
+  }
+}

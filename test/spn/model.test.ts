@@ -1,0 +1,130 @@
+import { describe, expect, it } from 'vitest';
+import * as torch from '../../src/torch/index.js';
+import { SPN } from '../../src/spn/model.js';
+import { parseModelConfig } from '../../src/spn/config.js';
+import { orderPosition } from '../../src/spn/ordering.js';
+import { fromSlices, toSlices } from '../../src/spn/slices.js';
+import { imagesToSlices } from '../../src/spn/ordering.js';
+
+function tinyModel(S: number, o: { H?: number; C?: number; bits?: number; stage?: 'full' | 'size' | 'depth'; givenBits?: number } = {}) {
+  const H = o.H ?? 8;
+  const cfg = parseModelConfig({
+    height: H, width: H, channels: o.C ?? 3, bits: o.bits ?? 3, scale: S, dim: 16, heads: 2,
+    condLayers: 1, decLayers: 2, kernel: 3, stage: o.stage ?? 'full', givenBits: o.givenBits ?? 0,
+  });
+  return new SPN(cfg, { dtype: 'float64' });
+}
+
+/** Logits of every sub-pixel, indexed by its position in the generation order. */
+function allLogits(model: SPN, x: torch.Tensor): Float64Array[] {
+  const { height: H, width: W, channels: C, scale: S } = model.cfg;
+  const out: Float64Array[] = new Array(H * W * C);
+  torch.noGrad(() => torch.tidy(() => {
+    for (let k = 0; k < S * S; k++) {
+      const logits = model.forward({ x }, torch.full([1], k, { dtype: 'int64' })); // (1, T, C, V)
+      const data = logits.data() as Float64Array;
+      const V = model.V;
+      const i = Math.floor(k / S);
+      const j = k % S;
+      for (let t = 0; t < model.T; t++) {
+        const h = Math.floor(t / model.w) * S + i;
+        const w = (t % model.w) * S + j;
+        for (let c = 0; c < C; c++) {
+          out[orderPosition(h, w, c, H, W, C, S)] = data.slice((t * C + c) * V, (t * C + c + 1) * V);
+        }
+      }
+    }
+  }));
+  return out;
+}
+
+describe('subscale slices on tensors', () => {
+  it('agree with the typed-array ordering and invert', () => {
+    torch.tidy(() => {
+      const [B, H, W, C, S] = [2, 8, 12, 3, 4];
+      const data = new Uint8Array(B * H * W * C).map((_, i) => (i * 7) % 256);
+      const x = torch.fromArray(data, [B, H, W, C]);
+      const s = toSlices(x, S);
+      expect(s.shape).toEqual([B, S * S, H / S, W / S, C]);
+      expect(Array.from(s.contiguous().data() as Uint8Array)).toEqual(Array.from(imagesToSlices(data, B, H, W, C, S)));
+      expect(Array.from(fromSlices(s, S).contiguous().data() as Uint8Array)).toEqual(Array.from(data));
+    });
+  });
+});
+
+describe('SPN causality', () => {
+  for (const S of [1, 2, 4]) {
+    it(`perturbing a sub-pixel changes no prediction at or before it (S=${S})`, () => {
+      torch.manualSeed(10 + S);
+      const model = tinyModel(S);
+      const { height: H, width: W, channels: C } = model.cfg;
+      const n = H * W * C;
+      const base = new Uint8Array(n).map(() => Math.floor(Math.random() * 8));
+      const x = torch.fromArray(base, [1, H, W, C]).to('int64');
+      const ref = allLogits(model, x);
+      // sub-pixels to perturb: first, last, slice starts, and random ones, as generation-order indices
+      const qs = [0, 1, C, n - 1, Math.floor(n / (S * S)), 17, 40, 101].filter((q) => q < n);
+      for (const q of qs) {
+        // find the (h, w, c) at generation index q
+        let pos = -1;
+        for (let i = 0; i < n && pos < 0; i++) {
+          const h = Math.floor(i / (W * C));
+          const w = Math.floor(i / C) % W;
+          const c = i % C;
+          if (orderPosition(h, w, c, H, W, C, S) === q) pos = i;
+        }
+        const pert = base.slice();
+        pert[pos] = (pert[pos]! + 3) % 8;
+        const xp = torch.fromArray(pert, [1, H, W, C]).to('int64');
+        const got = allLogits(model, xp);
+        xp.dispose();
+        let changedLater = 0;
+        for (let p = 0; p < n; p++) {
+          let diff = 0;
+          for (let v = 0; v < model.V; v++) diff = Math.max(diff, Math.abs(got[p]![v]! - ref[p]![v]!));
+          if (p <= q) expect(diff, `prediction ${p} changed when sub-pixel ${q} was perturbed`).toBe(0);
+          else if (diff > 1e-9) changedLater++;
+        }
+        if (q < n - 1) expect(changedLater, `perturbing ${q} should influence later predictions`).toBeGreaterThan(0);
+      }
+      x.dispose();
+      model.dispose();
+    });
+  }
+});
+
+describe('SPN likelihood', () => {
+  it('starts near `bits` bits per dimension and overfits one batch', () => {
+    torch.manualSeed(0);
+    const cfg = parseModelConfig({ height: 8, width: 8, channels: 1, bits: 8, scale: 2, dim: 32, heads: 2, condLayers: 1, decLayers: 1 });
+    const model = new SPN(cfg);
+    const data = new Uint8Array(4 * 64).map((_, i) => (i * 37 + (i >> 3) * 11) % 256);
+    const x = torch.keep(torch.fromArray(data, [4, 8, 8, 1]).to('int64'));
+    const bpdAll = () => torch.noGrad(() => torch.tidy(() => {
+      let nats = 0;
+      for (let k = 0; k < 4; k++) nats += model.nll({ x }, torch.full([4], k, { dtype: 'int64' })).sum().item();
+      return nats / (4 * 64) / Math.LN2;
+    }));
+    const init = bpdAll();
+    expect(init).toBeGreaterThan(7.8);
+    expect(init).toBeLessThan(8.3);
+    const params = model.parameters();
+    const m = params.map((p) => torch.keep(torch.zerosLike(p)));
+    for (let step = 0; step < 300; step++) {
+      torch.tidy(() => {
+        const k = torch.fromArray(new BigInt64Array([0n, 1n, 2n, 3n]).map((v) => BigInt((Number(v) + step) % 4)));
+        const loss = model.nll({ x }, k).mean().div(64 * Math.LN2);
+        loss.backward();
+        torch.noGrad(() => params.forEach((p, i) => {
+          const g = p.grad!;
+          m[i]!.mul_(0.9).add_(g, 0.1);
+          p.add_(m[i]!, -0.01 / Math.max(1e-3, Math.sqrt(m[i]!.square().mean().item())));
+          p.grad = null;
+        }));
+      });
+    }
+    expect(bpdAll()).toBeLessThan(0.5);
+    torch.dispose([x, m]);
+    model.dispose();
+  });
+});
