@@ -48,6 +48,11 @@ function gradCheck(f: (...xs: Tensor[]) => Tensor, inputs: Tensor[]): void {
 }
 
 describe('gradients match finite differences (float64)', () => {
+  it('the checker itself catches a wrong gradient', () => {
+    // x * detach(x) has true derivative 2x but autograd sees only x.
+    expect(() => gradCheck((x) => x.mul(x.detach()), [uniform([3], 1, 2)])).toThrow(/analytic .* vs finite difference/);
+  });
+
   it('broadcast arithmetic', () => {
     torch.tidy(() => {
       gradCheck((a, b) => a.add(b), [randn([3, 4]), randn([4])]);
