@@ -1,0 +1,125 @@
+import { describe, expect, it } from 'vitest';
+import * as torch from '../../src/torch/index.js';
+import { SPN } from '../../src/spn/model.js';
+import { parseModelConfig } from '../../src/spn/config.js';
+import { sample, sampleNaive } from '../../src/spn/sample.js';
+import { sliceView } from '../../src/spn/slices.js';
+
+function tinyModel(S: number, o: { C?: number; bits?: number; stage?: 'full' | 'size' | 'depth'; givenBits?: number } = {}) {
+  const cfg = parseModelConfig({
+    height: 8, width: 8, channels: o.C ?? 3, bits: o.bits ?? 3, scale: S, dim: 16, heads: 2,
+    condLayers: 1, decLayers: 2, kernel: 3, stage: o.stage ?? 'full', givenBits: o.givenBits ?? 0,
+  });
+  return new SPN(cfg, { dtype: 'float64' });
+}
+
+torch.setNumThreads(1); // tiny tensors: threads only add overhead on a shared machine
+
+const values = (t: torch.Tensor): number[] => torch.tidy(() => Array.from(t.contiguous().data() as BigInt64Array, Number));
+
+describe('sample', () => {
+  for (const S of [1, 2, 4]) {
+    it(`cached and naive samplers draw the same images for the same seed (S=${S})`, () => {
+      torch.manualSeed(100 + S);
+      const model = tinyModel(S);
+      const before = torch.liveTensors();
+      const a = sample(model, { n: 2, seed: 7 });
+      const b = sampleNaive(model, { n: 2, seed: 7 });
+      expect(a.shape).toEqual([2, 8, 8, 3]);
+      const va = values(a);
+      expect(va).toEqual(values(b));
+      expect(va.every((v) => Number.isInteger(v) && v >= 0 && v < 8)).toBe(true);
+      expect(new Set(va).size).toBeGreaterThan(4); // really sampled, not a constant
+      torch.dispose([a, b]);
+      expect(torch.liveTensors()).toBe(before);
+      model.dispose();
+    });
+  }
+
+  it('is reproducible by seed, and different seeds differ', () => {
+    torch.manualSeed(1);
+    const model = tinyModel(2);
+    const [a, b, c] = [sample(model, { n: 3, seed: 5 }), sample(model, { n: 3, seed: 5 }), sample(model, { n: 3, seed: 6 })];
+    expect(values(a)).toEqual(values(b));
+    expect(values(a)).not.toEqual(values(c));
+    torch.dispose([a, b, c]);
+    model.dispose();
+  });
+
+  it('reports progress and hands over the canvas after each slice', () => {
+    torch.manualSeed(2);
+    const model = tinyModel(2, { C: 1 });
+    let calls = 0;
+    const done: number[] = [];
+    const out = sample(model, {
+      n: 1, seed: 3,
+      onProgress: (p) => { calls++; expect(p.slices).toBe(4); expect(p.pixels).toBe(16); },
+      onSliceDone: (k, canvas) => { done.push(k); expect(canvas.shape).toEqual([1, 8, 8, 1]); },
+    });
+    expect(calls).toBe(4 * 16);
+    expect(done).toEqual([0, 1, 2, 3]);
+    out.dispose();
+    model.dispose();
+  });
+
+  it('a near-zero temperature picks the argmax of the full-model logits', () => {
+    torch.manualSeed(3);
+    const model = tinyModel(2);
+    const x = sample(model, { n: 2, seed: 9, temperature: 1e-4 });
+    // Teacher-forced logits on the sampled images are the conditionals the sampler saw.
+    torch.noGrad(() => torch.tidy(() => {
+      for (let k = 0; k < 4; k++) {
+        const logits = model.forward({ x }, torch.full([2], k, { dtype: 'int64' })); // (2, T, C, V)
+        const target = model.targetSlice(x, torch.full([2], k, { dtype: 'int64' })); // (2, T, C)
+        const top = torch.maxDim(logits, 3);
+        const second = torch.maxDim(logits.maskedFill(torch.oneHot(top[1], model.V).to('bool'), -Infinity), 3)[0];
+        const clear = top[0].sub(second).gt(1e-2); // positions whose argmax is unambiguous at T=1e-4
+        const wrong = torch.logicalAnd(clear, torch.logicalNot(top[1].eq(target)));
+        expect(wrong.to('int64').sum().item()).toBe(0);
+        expect(values(clear.to('int64')).filter((v) => v === 1).length).toBeGreaterThan(40);
+      }
+    }));
+    x.dispose();
+    model.dispose();
+  });
+
+  it('a size stage keeps the given slice 0 exactly and matches the naive sampler', () => {
+    torch.manualSeed(4);
+    const model = tinyModel(2, { stage: 'size' });
+    const init = torch.randint(0, 8, [2, 8, 8, 3], { dtype: 'int64' });
+    const a = sample(model, { n: 2, seed: 11, init });
+    const b = sampleNaive(model, { n: 2, seed: 11, init });
+    expect(values(a)).toEqual(values(b));
+    expect(values(sliceView(a, 2, 0))).toEqual(values(sliceView(init, 2, 0)));
+    expect(values(a)).not.toEqual(values(init));
+    expect(values(init).length).toBe(2 * 8 * 8 * 3); // init itself untouched
+    torch.dispose([a, b, init]);
+    expect(() => sample(model, { n: 2 })).toThrow(/init/);
+    model.dispose();
+  });
+
+  it('a depth stage conditions on the given high bits, and matches the naive sampler', () => {
+    torch.manualSeed(5);
+    const model = tinyModel(2, { stage: 'depth', bits: 3, givenBits: 5 });
+    const given = torch.randint(0, 32, [2, 8, 8, 3], { dtype: 'int64' });
+    const a = sample(model, { n: 2, seed: 12, given });
+    const b = sampleNaive(model, { n: 2, seed: 12, given });
+    expect(values(a)).toEqual(values(b));
+    const other = torch.randint(0, 32, [2, 8, 8, 3], { dtype: 'int64' });
+    const c = sample(model, { n: 2, seed: 12, given: other });
+    expect(values(a)).not.toEqual(values(c));
+    torch.dispose([a, b, c, given, other]);
+    expect(() => sample(model, { n: 2 })).toThrow(/given/);
+    model.dispose();
+  });
+
+  it('rejects bad options with precise errors', () => {
+    const model = tinyModel(1, { C: 1 });
+    expect(() => sample(model, { n: 0 })).toThrow(/n must be/);
+    expect(() => sample(model, { n: 1, temperature: 0 })).toThrow(/temperature/);
+    const wrong = torch.zeros([1, 4, 4, 1], { dtype: 'int64' });
+    expect(() => sample(model, { n: 1, init: wrong, firstSlice: 0 })).toThrow(/init has shape \[1, 4, 4, 1\], expected \[1, 8, 8, 1\]/);
+    wrong.dispose();
+    model.dispose();
+  });
+});
