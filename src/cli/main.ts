@@ -5,6 +5,8 @@ import { SpnError } from '../errors.js';
 import { register as registerInfo } from './info.js';
 import { register as registerData } from './data.js';
 import { register as registerServe } from './serve.js';
+import { register as registerSample } from './sample.js';
+import { register as registerTrain } from './train.js';
 
 const program = new Command();
 program
@@ -15,6 +17,8 @@ program
 registerInfo(program);
 registerData(program);
 registerServe(program);
+registerSample(program);
+registerTrain(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -7,3 +7,5 @@ export * from './random.js';
 export { native } from './binding.js';
 export * as cuda from './cuda.js';
 export * as nn from './nn/index.js';
+export * as optim from './optim/index.js';
+export { saveSafetensors, loadSafetensors, encodeSafetensors, decodeSafetensors } from './safetensors.js';

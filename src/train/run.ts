@@ -1,0 +1,74 @@
+// The run folder (docs/run-folder.md): its config, status and metrics files.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { z } from 'zod';
+import { ConfigError, SpnError } from '../errors.js';
+import { appendLine, writeFileAtomic } from '../fsutil.js';
+import { ModelConfig, TrainConfig } from '../spn/config.js';
+
+export const RunConfig = z
+  .object({
+    name: z.string(),
+    preset: z.string(),
+    data: z.string(), // dataset spec
+    dataBits: z.number().int().min(1).max(8), // bits of the stored values the run reads
+    subsample: z.number().int().positive().default(1), // train on x[::s, ::s] (a size pipeline's base)
+    seed: z.number().int(),
+    device: z.string(),
+    stage: z.enum(['full', 'size', 'depth']),
+    model: ModelConfig,
+    train: TrainConfig,
+    minutes: z.number().positive().nullable(),
+    steps: z.number().int().positive().nullable(),
+    created: z.string(),
+  })
+  .strict();
+export type RunConfig = z.infer<typeof RunConfig>;
+
+export interface RunStatus {
+  state: 'running' | 'done' | 'failed' | 'stopped';
+  step: number;
+  total_steps: number | null;
+  elapsed_s: number;
+  eta_s: number | null;
+  updated: string;
+  message?: string;
+}
+
+export const runFiles = (dir: string) => ({
+  config: path.join(dir, 'config.json'),
+  status: path.join(dir, 'status.json'),
+  metrics: path.join(dir, 'metrics.jsonl'),
+  checkpoints: path.join(dir, 'checkpoints'),
+  eval: path.join(dir, 'eval.json'),
+  samples: path.join(dir, 'samples'),
+});
+
+export function writeJson(file: string, value: unknown): void {
+  writeFileAtomic(file, JSON.stringify(value, null, 2) + '\n');
+}
+
+export function readJson(file: string, what: string): unknown {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new SpnError('E_IO', `cannot read ${what} ${file}: ${(err as Error).message}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new SpnError('E_FORMAT', `${what} ${file} is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+export function readRunConfig(dir: string): RunConfig {
+  const file = runFiles(dir).config;
+  const r = RunConfig.safeParse(readJson(file, 'run config'));
+  if (!r.success) throw new ConfigError(`${file}: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  return r.data;
+}
+
+export function appendMetric(dir: string, record: Record<string, unknown>): void {
+  appendLine(runFiles(dir).metrics, JSON.stringify(record));
+}
