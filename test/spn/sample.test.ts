@@ -123,3 +123,18 @@ describe('sample', () => {
     model.dispose();
   });
 });
+
+describe('sampling benchmark', () => {
+  it('runs in quick mode on a tiny model and reports the speed-up', async () => {
+    const { benchSampling } = await import('../../bench/sampling.js');
+    const model = parseModelConfig({ height: 8, width: 8, channels: 1, bits: 8, scale: 2, dim: 16, heads: 2, condLayers: 1, decLayers: 1 });
+    const r = benchSampling({ preset: 'fmnist-cpu', batch: 16, quick: true, model });
+    expect(r.custom_model).toBe(true);
+    expect(r.naive_extrapolated_from_pixels).toBe(3);
+    expect(r.cached.images_per_s).toBeGreaterThan(0);
+    expect(r.naive.images_per_s).toBeGreaterThan(0);
+    expect(r.speedup).toBeCloseTo(r.cached.images_per_s / r.naive.images_per_s);
+    expect(r.machine.cores).toBeGreaterThan(0);
+    expect(() => benchSampling({ preset: 'tiny' as 'fmnist-cpu', batch: 16 })).toThrow(/--preset tiny/);
+  });
+});
