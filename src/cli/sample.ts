@@ -1,0 +1,88 @@
+// `spn sample <run-dir>`: draws images from a trained SPN and writes a PNG grid (and, with
+// --frames, one frame per slice plus an animated GIF of the subscale order filling in).
+import type { Command } from 'commander';
+import { ArgError } from '../errors.js';
+import { recordSliceFrames, writeSampleOutputs } from '../spn/frames.js';
+import { sample } from '../spn/sample.js';
+import type { SPN } from '../spn/model.js';
+import type { Tensor } from '../torch/index.js';
+import { loadModel } from '../train/checkpoint.js';
+import { createProgress, formatDuration } from '../train/progress.js';
+import { intOpt, numOpt } from './options.js';
+
+export interface SampleCommandOptions {
+  n: number;
+  out: string;
+  temperature: number;
+  seed?: number;
+  frames?: string;
+  device: string;
+  ema: boolean;
+  quiet?: boolean;
+}
+
+/** Samples a single full-stage model and writes the outputs; returns the files written. */
+export async function sampleRun(target: string, o: SampleCommandOptions): Promise<string[]> {
+  if (o.device !== 'cpu' && !o.device.startsWith('cuda')) throw new ArgError(`--device ${o.device}: expected cpu or cuda`);
+  const { model, config } = await loadModel(target, { ema: o.ema, device: o.device });
+  try {
+    if (config.stage !== 'full') {
+      throw new ArgError(`${target} is a '${config.stage}' upscaling stage: it samples given ${config.stage === 'size' ? 'slice 0 from a base model' : 'the high bits from a base model'}, not on its own`);
+    }
+    return drawAndWrite(model, o);
+  } finally {
+    model.dispose();
+  }
+}
+
+function drawAndWrite(model: SPN, o: SampleCommandOptions): string[] {
+  const seed = o.seed ?? Math.floor(Math.random() * 2 ** 31);
+  const slices = model.S * model.S - model.firstSlice;
+  const total = slices * model.T;
+  const progress = createProgress(`sampling ${o.n}`, total, { quiet: o.quiet });
+  const recorder = o.frames !== undefined ? recordSliceFrames() : undefined;
+  const started = performance.now();
+  let values: Tensor;
+  try {
+    values = sample(model, {
+      n: o.n, temperature: o.temperature, seed,
+      onProgress: (p) => {
+        const done = (p.slice - model.firstSlice) * p.pixels + p.pixel;
+        progress.update(done, { slice: `${p.slice + 1}/${p.slices}`, pixel: `${p.pixel}/${p.pixels}` });
+      },
+      onSliceDone: recorder?.onSliceDone,
+    });
+  } finally {
+    progress.stop();
+  }
+  const secs = (performance.now() - started) / 1000;
+  try {
+    const files = writeSampleOutputs(values, model, { out: o.out, framesDir: o.frames, frames: recorder?.frames });
+    if (!o.quiet) {
+      process.stderr.write(`${o.n} images in ${formatDuration(secs)} (${(o.n / secs).toFixed(2)} images/s), seed ${seed}, temperature ${o.temperature}\n`);
+      for (const f of files.length > 4 ? [files[0]!, `${o.frames}/ (${files.length - 2} frames + animation.gif)`] : files) process.stdout.write(`${f}\n`);
+    }
+    return files;
+  } finally {
+    values.dispose();
+  }
+}
+
+export function register(program: Command): void {
+  program
+    .command('sample')
+    .description('draw images from a trained model (a run folder or a checkpoint) and write a PNG grid')
+    .argument('<run-dir>', 'run folder (its best, else latest checkpoint) or a checkpoint path')
+    .option('--n <count>', 'images to draw (one batch)', intOpt('--n', 1), 16)
+    .option('--out <file>', 'PNG grid to write', 'samples.png')
+    .option('--temperature <t>', 'divide the logits by t (< 1: sharper, > 1: more diverse)', numOpt('--temperature'), 1)
+    .option('--seed <n>', 'random seed (default: a random one, printed)', intOpt('--seed'))
+    .option('--frames <dir>', 'also write frame-NNN.png after each slice and animation.gif')
+    .option('--device <d>', 'cpu or cuda', 'cpu')
+    .option('--ema', 'use the EMA weights', true)
+    .option('--no-ema', 'use the raw (non-EMA) weights')
+    .option('--quiet', 'no progress output')
+    .action(async (target: string, opts: SampleCommandOptions) => {
+      await sampleRun(target, opts);
+    });
+}
