@@ -1,0 +1,151 @@
+// `spn eval <run-dir|checkpoint>`: the exact negative log-likelihood of a trained model on a
+// dataset split, in bits per dimension, with the breakdown per slice. On a run folder's full
+// split it also writes the run's eval.json (docs/run-folder.md).
+import * as fs from 'node:fs';
+import type { Command } from 'commander';
+import { ArgError } from '../errors.js';
+import { loadDataset } from '../data/index.js';
+import type { ImageSet } from '../data/types.js';
+import { loadModel, resolveCheckpoint } from '../train/checkpoint.js';
+import { evaluate, type EvalResult } from '../train/evaluate.js';
+import { createProgress } from '../train/progress.js';
+import { runFiles, writeJson, type RunConfig } from '../train/run.js';
+import { subsampleSet } from '../train/stage.js';
+import { intOpt } from './options.js';
+
+export interface EvalCommandOptions {
+  /** Dataset spec; default: the run's own. */
+  data?: string;
+  split: 'test' | 'train';
+  limit?: number;
+  batchSize: number;
+  json?: boolean;
+  device: string;
+  ema: boolean;
+  which: 'best' | 'latest';
+  /** Resize the dataset to N×N (default: inferred from the model when the data does not fit). */
+  size?: number;
+  cacheDir?: string;
+  quiet?: boolean;
+}
+
+export interface EvalReport extends EvalResult {
+  split: 'test' | 'train';
+  /** The checkpoint's training step. */
+  step: number;
+  checkpoint: string;
+  data: string;
+  /** The eval.json written, if any. */
+  written: string | null;
+}
+
+function checkOptions(o: EvalCommandOptions): void {
+  if (o.split !== 'test' && o.split !== 'train') throw new ArgError(`--split ${String(o.split)}: expected test or train`);
+  if (o.which !== 'best' && o.which !== 'latest') throw new ArgError(`--which ${String(o.which)}: expected best or latest`);
+  if (o.device !== 'cpu' && !o.device.startsWith('cuda')) throw new ArgError(`--device ${o.device}: expected cpu or cuda`);
+  if (!Number.isInteger(o.batchSize) || o.batchSize < 1) throw new ArgError(`--batch-size ${o.batchSize}: expected a positive integer`);
+  if (o.limit !== undefined && (!Number.isInteger(o.limit) || o.limit < 1)) throw new ArgError(`--limit ${o.limit}: expected a positive integer`);
+}
+
+/**
+ * The split the run was trained and tested on: its data spec at its stored bit depth, subsampled
+ * like the run. The config does not record a --size, so when the data's images do not match the
+ * model, the one size that would have (model side × subsample, square images) is used.
+ */
+async function loadSplit(cfg: RunConfig, o: EvalCommandOptions, log: (m: string) => void): Promise<{ set: ImageSet; spec: string }> {
+  const spec = o.data ?? cfg.data;
+  const { height: H, width: W, channels: C } = cfg.model;
+  const sub = cfg.subsample;
+  const load = async (size?: number) => {
+    const d = await loadDataset(spec, {
+      bits: cfg.dataBits,
+      ...(size ? { size } : {}),
+      ...(o.cacheDir ? { cacheDir: o.cacheDir } : {}),
+      onProgress: (m) => log(`data: ${m}`),
+    });
+    return d[o.split];
+  };
+  let raw = await load(o.size);
+  if (o.size === undefined && (raw.h !== H * sub || raw.w !== W * sub) && H === W && raw.c === C) {
+    log(`data: ${spec} has ${raw.h}×${raw.w} images, the model reads ${H * sub}×${W * sub}: resizing to ${H * sub}×${W * sub}`);
+    raw = await load(H * sub);
+  }
+  if (raw.h % sub || raw.w % sub) throw new ArgError(`data ${spec} has ${raw.h}×${raw.w} images, not divisible by the run's subsample ${sub}`);
+  const set = subsampleSet(raw, sub);
+  if (set.h !== H || set.w !== W || set.c !== C) {
+    throw new ArgError(`data ${spec} (${o.split}) has images ${set.h}×${set.w}×${set.c}${sub > 1 ? ` after subsampling by ${sub}` : ''}, the model expects ${H}×${W}×${C}`);
+  }
+  return { set, spec };
+}
+
+/** Evaluates one model (a run folder or a checkpoint); writes eval.json on a run's full split. */
+export async function evalRun(target: string, o: EvalCommandOptions): Promise<EvalReport> {
+  checkOptions(o);
+  const log = (m: string) => o.quiet || process.stderr.write(m + '\n');
+  const checkpoint = resolveCheckpoint(target, o.which);
+  const { model, config, step } = await loadModel(checkpoint, { ema: o.ema, device: o.device });
+  try {
+    const { set, spec } = await loadSplit(config, o, log);
+    const n = Math.min(set.n, o.limit ?? set.n);
+    const bar = createProgress(`eval ${o.split}`, n, { quiet: o.quiet });
+    let r: EvalResult;
+    try {
+      r = evaluate(model, set, { limit: n, batchSize: o.batchSize, onProgress: (done, total) => bar.update(done, { images: `${done}/${total}` }) });
+    } finally {
+      bar.stop();
+    }
+    // Only a full split of the run's own data describes the run.
+    const isRun = fs.existsSync(target) && fs.statSync(target).isDirectory();
+    const ownData = o.data === undefined || o.data === config.data;
+    let written: string | null = null;
+    if (isRun && ownData && o.limit === undefined) {
+      written = runFiles(target).eval;
+      writeJson(written, { bpd: r.bpd, images: r.images, per_slice_bpd: r.per_slice_bpd, split: o.split, step });
+    }
+    return { ...r, split: o.split, step, checkpoint, data: spec, written };
+  } finally {
+    model.dispose();
+  }
+}
+
+/** The documented JSON ({bpd, images, per_slice_bpd}) and the details after it. */
+export function reportJson(r: EvalReport): Record<string, unknown> {
+  return {
+    bpd: r.bpd, images: r.images, per_slice_bpd: r.per_slice_bpd,
+    nats: r.nats, per_slice_nats: r.per_slice_nats, dims: r.dims,
+    split: r.split, step: r.step, checkpoint: r.checkpoint, data: r.data,
+  };
+}
+
+export function formatReport(r: EvalReport): string {
+  const lines = [
+    `${r.checkpoint} (step ${r.step}) on ${r.data} ${r.split}: ${r.bpd.toFixed(4)} bits/dim over ${r.images} images`,
+    `per slice: ${r.per_slice_bpd.map((b, k) => `${k}: ${b === null ? 'given' : b.toFixed(4)}`).join('  ')}`,
+  ];
+  if (r.written) lines.push(`wrote ${r.written}`);
+  return lines.join('\n') + '\n';
+}
+
+export function register(program: Command): void {
+  program
+    .command('eval')
+    .description('exact test (or train) bits/dim of a trained model, with the breakdown per slice')
+    .argument('<run-dir|checkpoint>', 'run folder (its best, else latest checkpoint) or a checkpoint path')
+    .option('--data <spec>', "dataset spec (default: the run's own data)")
+    .option('--split <split>', 'test or train', 'test')
+    .option('--limit <n>', 'evaluate the first n images only (no eval.json then)', intOpt('--limit', 1))
+    .option('--batch-size <n>', 'images per forward pass', intOpt('--batch-size', 1), 64)
+    .option('--size <N>', "resize the dataset to N×N (default: the run's image size when the data differs)", intOpt('--size', 1))
+    .option('--cache-dir <dir>', 'where decoded splits are cached (default .cache/spn-data)')
+    .option('--which <which>', 'best or latest checkpoint of a run folder', 'best')
+    .option('--device <d>', 'cpu or cuda', 'cpu')
+    .option('--ema', 'use the EMA weights', true)
+    .option('--no-ema', 'use the raw (non-EMA) weights')
+    .option('--json', 'print {"bpd", "images", "per_slice_bpd", ...} as JSON')
+    .option('--quiet', 'no progress output')
+    .action(async (target: string, opts: EvalCommandOptions) => {
+      // One mode per kind of target; a pipeline file (--pipeline) is meant to be a second one here.
+      const report = await evalRun(target, opts);
+      process.stdout.write(opts.json ? JSON.stringify(reportJson(report)) + '\n' : formatReport(report));
+    });
+}

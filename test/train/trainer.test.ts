@@ -1,0 +1,310 @@
+// The trainer end to end on a tiny generated IDX dataset (8×8×1, 64 train / 16 test) with the
+// 'tiny' preset: run folder contents, exact resume, NaN handling, bad input, `spn eval` and Ctrl-C.
+import { spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SpnError } from '../../src/errors.js';
+import * as torch from '../../src/torch/index.js';
+import { loadDataset } from '../../src/data/index.js';
+import { evalRun, reportJson } from '../../src/cli/eval.js';
+import { evaluate } from '../../src/train/evaluate.js';
+import { listCheckpoints, loadModel, readCheckpoint } from '../../src/train/checkpoint.js';
+import { runFiles } from '../../src/train/run.js';
+import { train, type TrainOptions } from '../../src/train/trainer.js';
+import { bytes, cleanupTmp, tmpDir, writeIdx } from '../data/fixtures.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+let work: string;
+let cacheDir: string;
+let spec: string; // 8×8 images
+let spec4: string; // 4×4 images: a shape the 8×8 runs do not fit
+
+/** Smooth-ish 8-bit images (a gradient plus noise), so a model has something to learn. */
+function images(n: number, side: number, seed: number): Uint8Array {
+  const noise = bytes(n * side * side, seed);
+  const out = new Uint8Array(n * side * side);
+  for (let i = 0; i < out.length; i++) {
+    const p = i % (side * side);
+    out[i] = Math.min(255, ((p % side) + Math.floor(p / side)) * 16 + (noise[i]! >> 3));
+  }
+  return out;
+}
+
+beforeAll(() => {
+  work = tmpDir('spn-train-');
+  cacheDir = path.join(work, 'cache');
+  writeIdx(path.join(work, 'train-images.gz'), [64, 8, 8], images(64, 8, 1));
+  writeIdx(path.join(work, 't10k-images.gz'), [16, 8, 8], images(16, 8, 2));
+  fs.mkdirSync(path.join(work, 'small'));
+  writeIdx(path.join(work, 'small', 'train-images.gz'), [16, 4, 4], images(16, 4, 3));
+  writeIdx(path.join(work, 'small', 't10k-images.gz'), [8, 4, 4], images(8, 4, 4));
+  spec = `idx:${path.join(work, 'train-images.gz')}`;
+  spec4 = `idx:${path.join(work, 'small', 'train-images.gz')}`;
+});
+
+afterAll(() => cleanupTmp());
+
+let runCount = 0;
+const opts = (o: Partial<TrainOptions> = {}): TrainOptions => ({
+  data: spec, preset: 'tiny', out: path.join(work, `run-${runCount++}`), cacheDir, quiet: true, seed: 7, ...o,
+});
+
+const readLines = (file: string) => fs.readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+const readStatus = (dir: string) => JSON.parse(fs.readFileSync(runFiles(dir).status, 'utf8')) as Record<string, unknown>;
+
+/** The subset the trainer tests on: the first evalImages test images. */
+async function testSubset(n: number) {
+  const d = await loadDataset(spec, { bits: 8, cacheDir });
+  return { ...d.test, n, data: d.test.data.subarray(0, n * 64) };
+}
+
+async function expectCode(p: Promise<unknown>, code: string, message: RegExp): Promise<void> {
+  const err = await p.then(() => null, (e: unknown) => e);
+  expect(err).toBeInstanceOf(SpnError);
+  expect((err as SpnError).code).toBe(code);
+  expect((err as SpnError).message).toMatch(message);
+}
+
+describe('train', () => {
+  let done: Awaited<ReturnType<typeof train>>;
+  let uninterrupted: Record<string, number | string>[] = [];
+
+  beforeAll(async () => {
+    done = await train(opts({ steps: 20, onLog: (r) => uninterrupted.push(r) }));
+  });
+
+  it('writes config, status, metrics, at most 2 step checkpoints and best', () => {
+    const f = runFiles(done.dir);
+    expect(done).toMatchObject({ step: 20, state: 'done' });
+    const cfg = JSON.parse(fs.readFileSync(f.config, 'utf8'));
+    expect(cfg).toMatchObject({ preset: 'tiny', seed: 7, steps: 20, stage: 'full', model: { height: 8, width: 8, channels: 1, bits: 8 } });
+    expect(readStatus(done.dir)).toMatchObject({ state: 'done', step: 20, total_steps: 20 });
+    const metrics = readLines(f.metrics);
+    const trainRecs = metrics.filter((m) => m.kind === 'train');
+    const testRecs = metrics.filter((m) => m.kind === 'test');
+    expect(trainRecs.map((m) => m.step)).toEqual([10, 20]);
+    for (const m of trainRecs) expect(Object.keys(m).sort()).toEqual(['kind', 'loss_bpd', 'lr', 'step', 'subpixels_per_s', 'time_s']);
+    expect(testRecs).toHaveLength(1);
+    expect(testRecs[0]).toMatchObject({ step: 20, images: 16 });
+    const ckpts = listCheckpoints(done.dir);
+    expect(ckpts.length).toBeGreaterThan(0);
+    expect(ckpts.length).toBeLessThanOrEqual(2);
+    expect(ckpts.at(-1)).toBe('step-00000020');
+    expect(fs.existsSync(path.join(f.checkpoints, 'best.safetensors'))).toBe(true);
+    expect(fs.existsSync(path.join(f.checkpoints, 'best.json'))).toBe(true);
+  });
+
+  it('loadModel gives back the model the final test metric was measured on', async () => {
+    const testRec = readLines(runFiles(done.dir).metrics).find((m) => m.kind === 'test')!;
+    const subset = await testSubset(16);
+    for (const which of ['best', 'latest'] as const) {
+      const { model, step } = await loadModel(done.dir, { which });
+      try {
+        expect(step).toBe(20);
+        const r = evaluate(model, subset, { batchSize: 50 });
+        expect(r.bpd).toBe(done.lastTestBpd);
+        expect(r.bpd).toBeCloseTo(testRec.bpd as number, 4);
+      } finally {
+        model.dispose();
+      }
+    }
+  });
+
+  it('resumes exactly: an interrupted run follows the uninterrupted loss trajectory', async () => {
+    const o = opts({ steps: 20 });
+    const first: Record<string, number | string>[] = [];
+    const a = await train({ ...o, interruptAtStep: 10, onLog: (r) => first.push(r) });
+    expect(a).toMatchObject({ state: 'stopped', step: 10 });
+    expect(readStatus(a.dir)).toMatchObject({ state: 'stopped', step: 10 });
+    expect(listCheckpoints(a.dir)).toEqual(['step-00000010']);
+    const second: Record<string, number | string>[] = [];
+    const b = await train({ ...o, resume: true, onLog: (r) => second.push(r) });
+    expect(b).toMatchObject({ state: 'done', step: 20 });
+    const losses = (recs: Record<string, unknown>[]) => recs.map((r) => [r.step, r.loss_bpd, r.lr]);
+    expect(losses([...first, ...second])).toEqual(losses(uninterrupted));
+    const fromFile = readLines(runFiles(b.dir).metrics).filter((m) => m.kind === 'train');
+    expect(losses(fromFile)).toEqual(losses(uninterrupted));
+    // Bit for bit: weights, EMA weights, optimizer moments and RNG state of the last checkpoint.
+    const x = readCheckpoint(path.join(runFiles(done.dir).checkpoints, 'step-00000020'));
+    const y = readCheckpoint(path.join(runFiles(b.dir).checkpoints, 'step-00000020'));
+    try {
+      expect(Object.keys(y.tensors).sort()).toEqual(Object.keys(x.tensors).sort());
+      for (const [k, t] of Object.entries(x.tensors)) expect(Array.from<number | bigint>(y.tensors[k]!.data()), k).toEqual(Array.from<number | bigint>(t.data()));
+      expect(y.meta.data_position).toEqual(x.meta.data_position);
+    } finally {
+      torch.dispose(x.tensors);
+      torch.dispose(y.tensors);
+    }
+    expect(b.lastTestBpd).toBe(done.lastTestBpd);
+  });
+});
+
+describe('NaN', () => {
+  it('a NaN loss stops the run (E_NAN, status failed) and keeps the last good checkpoint', async () => {
+    const o = opts({ steps: 200, lr: 1e6 });
+    const a = await train({ ...o, interruptAtStep: 1 });
+    expect(a).toMatchObject({ state: 'stopped', step: 1 });
+    await expectCode(train({ ...o, resume: true }), 'E_NAN', /training loss became NaN at step \d+/);
+    const status = readStatus(a.dir);
+    expect(status.state).toBe('failed');
+    expect(status.message).toMatch(/NaN/);
+    expect(listCheckpoints(a.dir)).toEqual(['step-00000001']);
+    const { model, step } = await loadModel(a.dir, { which: 'latest', ema: false });
+    try {
+      expect(step).toBe(1);
+      for (const p of model.parameters()) expect(torch.tidy(() => torch.min(torch.isfinite(p).to('int64')).item()), 'finite weights').toBe(1);
+    } finally {
+      model.dispose();
+    }
+  });
+});
+
+describe('bad input', () => {
+  it('unknown preset', async () => {
+    const o = opts({ preset: 'nope', steps: 5 });
+    await expectCode(train(o), 'E_CONFIG', /unknown preset 'nope'; expected one of .*tiny/);
+    expect(fs.existsSync(o.out)).toBe(false);
+  });
+
+  it('neither --minutes nor --steps', async () => {
+    await expectCode(train(opts()), 'E_ARG', /--minutes or --steps/);
+  });
+
+  it('an out folder that already holds a run, without --resume', async () => {
+    const o = opts({ steps: 1 });
+    await train(o);
+    await expectCode(train(o), 'E_ARG', /already holds a run; use --resume/);
+  });
+
+  it('--resume with no checkpoint', async () => {
+    const o = opts({ steps: 1, resume: true });
+    await expectCode(train(o), 'E_IO', /--resume: no checkpoint in .*checkpoints/);
+    fs.mkdirSync(path.join(o.out, 'checkpoints'), { recursive: true });
+    fs.writeFileSync(path.join(o.out, 'checkpoints', 'step-00000005.safetensors'), 'half-written, no sidecar');
+    await expectCode(train(o), 'E_IO', /--resume: no checkpoint/);
+  });
+
+  it('resuming on data whose images no longer fit the run', async () => {
+    // The run keeps its data spec; the files behind it change to 4×4 images.
+    const dir = tmpDir('spn-train-data-');
+    const train8 = path.join(dir, 'train-images.gz');
+    fs.copyFileSync(path.join(work, 'train-images.gz'), train8);
+    fs.copyFileSync(path.join(work, 't10k-images.gz'), path.join(dir, 't10k-images.gz'));
+    const o = opts({ data: `idx:${train8}`, steps: 2 });
+    await train({ ...o, interruptAtStep: 1 });
+    fs.copyFileSync(path.join(work, 'small', 'train-images.gz'), train8);
+    fs.copyFileSync(path.join(work, 'small', 't10k-images.gz'), path.join(dir, 't10k-images.gz'));
+    await expectCode(train({ ...o, resume: true }), 'E_ARG', /has images 4×4×1, the run expects 8×8×1/);
+  });
+});
+
+describe('eval', () => {
+  it('total nats are the sum of the per-slice nats; an untrained model scores about 8 bits/dim', async () => {
+    const { SPN } = await import('../../src/spn/model.js');
+    const { PRESETS, parseModelConfig } = await import('../../src/spn/config.js');
+    torch.manualSeed(0);
+    const model = new SPN(parseModelConfig({ ...PRESETS.tiny!.model, height: 8, width: 8, channels: 1 }));
+    try {
+      const r = evaluate(model, await testSubset(16), { batchSize: 5 });
+      expect(r.images).toBe(16);
+      expect(r.dims).toBe(16 * 64);
+      expect(r.per_slice_nats).toHaveLength(4);
+      const sum = (r.per_slice_nats as number[]).reduce((a, b) => a + b, 0);
+      expect(r.nats).toBeCloseTo(sum, 6);
+      expect(r.bpd).toBeCloseTo(r.nats / r.dims / Math.LN2, 10);
+      // Each slice has a quarter of the sub-pixels: bpd is the mean of the per-slice bpd.
+      expect(r.bpd).toBeCloseTo((r.per_slice_bpd as number[]).reduce((a, b) => a + b, 0) / 4, 10);
+      expect(Math.abs(r.bpd - 8)).toBeLessThan(0.5);
+    } finally {
+      model.dispose();
+    }
+  });
+
+  it('spn eval --json prints the documented JSON and writes eval.json on a full split', async () => {
+    const { Command } = await import('commander');
+    const { register } = await import('../../src/cli/eval.js');
+    const dir = (await train(opts({ steps: 10 }))).dir;
+    const run = async (...args: string[]) => {
+      const program = new Command().exitOverride();
+      register(program);
+      let out = '';
+      const write = process.stdout.write.bind(process.stdout);
+      process.stdout.write = ((chunk: string) => ((out += chunk), true)) as typeof process.stdout.write;
+      try {
+        await program.parseAsync(['node', 'spn', 'eval', dir, '--cache-dir', cacheDir, '--quiet', ...args]);
+      } finally {
+        process.stdout.write = write;
+      }
+      return out;
+    };
+    const limited = JSON.parse(await run('--json', '--limit', '4'));
+    expect(limited).toMatchObject({ images: 4, split: 'test', step: 10 });
+    expect(fs.existsSync(runFiles(dir).eval)).toBe(false);
+    const full = JSON.parse(await run('--json', '--batch-size', '7'));
+    expect(Object.keys(full).slice(0, 3)).toEqual(['bpd', 'images', 'per_slice_bpd']);
+    expect(full.images).toBe(16);
+    expect(full.per_slice_bpd).toHaveLength(4);
+    const evalJson = JSON.parse(fs.readFileSync(runFiles(dir).eval, 'utf8'));
+    expect(evalJson).toEqual({ bpd: full.bpd, images: 16, per_slice_bpd: full.per_slice_bpd, split: 'test', step: 10 });
+    // The run's final test metric is on the same 16 images with the same (EMA) weights.
+    const testRec = readLines(runFiles(dir).metrics).find((m) => m.kind === 'test')!;
+    expect(full.bpd).toBeCloseTo(testRec.bpd as number, 4);
+    // The raw weights score differently; the train split has 64 images.
+    const raw = await evalRun(dir, { split: 'train', batchSize: 64, device: 'cpu', ema: false, which: 'latest', cacheDir, quiet: true, limit: 8 });
+    expect(reportJson(raw)).toMatchObject({ images: 8, split: 'train', step: 10 });
+    expect(await run('--limit', '2')).toMatch(/bits\/dim over 2 images\nper slice: 0: \d\.\d{4}/);
+    await expect(run('--split', 'valid')).rejects.toThrow(/--split valid: expected test or train/);
+    await expect(run('--size', '4')).rejects.toThrow(/has images 4×4×1, the model expects 8×8×1/);
+    // Data of another size is resized to the model's (a run's config does not record --size).
+    expect(JSON.parse(await run('--data', spec4, '--json'))).toMatchObject({ images: 8, data: spec4 });
+  });
+});
+
+describe('compiled CLI', () => {
+  let compileError: string | null = null;
+
+  beforeAll(() => {
+    const tsc = spawnSync(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', ROOT], { encoding: 'utf8' });
+    if (tsc.status !== 0) compileError = (tsc.stdout + tsc.stderr).split('\n').slice(0, 5).join('\n');
+  }, 120_000);
+
+  it('Ctrl-C stops a run cleanly: exit 0, status stopped, a complete checkpoint', async (ctx) => {
+    if (compileError) {
+      console.warn(`skipping the Ctrl-C test: \`tsc -p .\` failed (another file may be half-written):\n${compileError}`);
+      ctx.skip();
+    }
+    const out = path.join(work, 'run-ctrl-c');
+    const child = spawn(process.execPath, [path.join(ROOT, 'dist', 'src', 'cli', 'main.js'), 'train', '--data', spec, '--preset', 'tiny', '--out', out, '--steps', '100000', '--quiet'], {
+      cwd: work, // the data cache goes to <cwd>/.cache
+      env: { ...process.env, SPN_THREADS: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const deadline = Date.now() + 60_000;
+    const metrics = runFiles(out).metrics;
+    while (!(fs.existsSync(metrics) && fs.readFileSync(metrics, 'utf8').includes('\n'))) {
+      if (child.exitCode !== null || Date.now() > deadline) throw new Error(`training never logged a step: ${stderr}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    child.kill('SIGINT');
+    expect(await exited, stderr).toBe(0);
+    const status = readStatus(out);
+    expect(status.state).toBe('stopped');
+    expect(status.step as number).toBeGreaterThanOrEqual(10);
+    const ckpts = listCheckpoints(out);
+    expect(ckpts.at(-1)).toBe(`step-${String(status.step).padStart(8, '0')}`);
+    const c = readCheckpoint(path.join(runFiles(out).checkpoints, ckpts.at(-1)!));
+    expect(c.meta.step).toBe(status.step);
+    torch.dispose(c.tensors);
+
+    // And `spn eval --json` through the same binary.
+    const ev = spawnSync(process.execPath, [path.join(ROOT, 'dist', 'src', 'cli', 'main.js'), 'eval', out, '--json', '--limit', '4'], { cwd: work, encoding: 'utf8', env: { ...process.env, SPN_THREADS: '1' } });
+    expect(ev.status, ev.stderr).toBe(0);
+    expect(JSON.parse(ev.stdout)).toMatchObject({ images: 4, split: 'test', step: status.step, per_slice_bpd: expect.any(Array) });
+  });
+});
