@@ -20,6 +20,7 @@
 #include <torch/csrc/api/include/torch/version.h>
 
 #ifdef SPN_WITH_CUDA
+#include <ATen/autocast_mode.h>
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAFunctions.h>
 #endif
@@ -463,6 +464,26 @@ static Napi::Value CudaMemory(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// Mixed precision on CUDA: ops that autocast lists (matmul, conv, linear, attention) run in
+// bf16, reductions and losses stay fp32. Returns false where this build has no CUDA.
+static Napi::Value SetAutocast(const Napi::CallbackInfo& info) {
+  bool on = info[0].As<Napi::Boolean>().Value();
+#ifdef SPN_WITH_CUDA
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+  at::autocast::set_autocast_enabled(at::kCUDA, on);
+#else
+  at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+  at::autocast::set_enabled(on);
+#endif
+  if (!on) at::autocast::clear_cache();
+  return Napi::Boolean::New(info.Env(), true);
+#else
+  (void)on;
+  return Napi::Boolean::New(info.Env(), false);
+#endif
+}
+
 // Wraps a binding so that any C++ exception becomes a JS exception.
 template <Napi::Value (*F)(const Napi::CallbackInfo&)>
 static Napi::Value Guarded(const Napi::CallbackInfo& info) {
@@ -508,6 +529,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   SPN_EXPORT("info", Info);
   SPN_EXPORT("cudaSynchronize", CudaSynchronize);
   SPN_EXPORT("cudaMemory", CudaMemory);
+  SPN_EXPORT("setAutocast", SetAutocast);
   SPN_EXPORT("benchBlock", BenchBlock);
   return exports;
 }

@@ -163,6 +163,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   const batches = new BatchIterator(trainSet, { batchSize: tc.batchSize, seed: cfg.seed, position });
   const evalSet: ImageSet = { ...testSet, n: Math.min(tc.evalImages, testSet.n), data: testSet.data.subarray(0, Math.min(tc.evalImages, testSet.n) * testSet.h * testSet.w * testSet.c) };
   const [firstSlice, endSlice] = sliceRange(mc);
+  const onCuda = cfg.device.startsWith('cuda');
   const subpixelsPerStep = tc.batchSize * tc.slicesPerImage * model.dimsPerSlice;
 
   // --- signals -----------------------------------------------------------------------------------
@@ -249,7 +250,8 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         const given = b.given && reps > 1 ? torch.repeatInterleave(b.given, reps, 0) : b.given;
         const k = torch.randint(firstSlice, endSlice, [batch.n * reps], { device: cfg.device });
         // Mean NLL per sub-pixel of the drawn slices, in bits: the full image's bpd in expectation.
-        const bpd = model.nll(given ? { x, given } : { x }, k).mean().div(model.dimsPerSlice * Math.LN2);
+        const forward = () => model.nll(given ? { x, given } : { x }, k).mean().div(model.dimsPerSlice * Math.LN2);
+        const bpd = onCuda ? torch.cuda.autocast(forward) : forward(); // bf16 on CUDA
         bpd.backward();
         return bpd.item();
       });
