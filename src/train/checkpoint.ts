@@ -19,6 +19,8 @@ export interface CheckpointMeta {
   best_test_bpd: number | null;
   elapsed_s: number;
   config: RunConfig;
+  /** Sum and count of the training losses since the last train record (exact resume of the log). */
+  loss_window?: { sum: number; count: number };
 }
 
 export const checkpointName = (step: number) => `step-${String(step).padStart(8, '0')}`;

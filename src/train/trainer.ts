@@ -145,6 +145,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   let lastTestBpd: number | null = null;
   let elapsedBefore = 0;
   let position = { epoch: 0, index: 0 };
+  let lossWindow = { sum: 0, count: 0 }; // steps since the last train record
   if (resumeFrom) {
     const { meta, tensors } = readCheckpoint(resumeFrom, cfg.device);
     model.loadStateDict(pick(tensors, 'model.'));
@@ -156,6 +157,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     bestTestBpd = meta.best_test_bpd;
     elapsedBefore = meta.elapsed_s;
     position = meta.data_position;
+    lossWindow = meta.loss_window ?? lossWindow;
     log(`resumed ${dir} at step ${step}`);
   }
   const params = model.parameters();
@@ -205,7 +207,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     } satisfies RunStatus);
   };
   const checkpoint = () => {
-    const meta: CheckpointMeta = { format: 'spn-checkpoint-1', step, data_position: batches.position(), best_test_bpd: bestTestBpd, elapsed_s: elapsed(), config: cfg };
+    const meta: CheckpointMeta = { format: 'spn-checkpoint-1', step, data_position: batches.position(), best_test_bpd: bestTestBpd, elapsed_s: elapsed(), config: cfg, loss_window: { sum: lossSum, count: lossCount } };
     saveCheckpoint(dir, checkpointName(step), { model, ema, optim, meta });
     pruneCheckpoints(dir, 2);
   };
@@ -228,8 +230,9 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   status('running');
   let lastEval = elapsed();
   let lastCkpt = elapsed();
-  let lossSum = 0;
-  let lossCount = 0;
+  // A resumed run continues the window it stopped in, so its next train record matches.
+  let lossSum = lossWindow.sum;
+  let lossCount = lossWindow.count;
   let windowStart = Date.now();
   let windowSubpixels = 0;
   let state: RunStatus['state'] = 'done';

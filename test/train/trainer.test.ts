@@ -73,26 +73,26 @@ describe('train', () => {
   let uninterrupted: Record<string, number | string>[] = [];
 
   beforeAll(async () => {
-    done = await train(opts({ steps: 20, onLog: (r) => uninterrupted.push(r) }));
+    done = await train(opts({ steps: 30, onLog: (r) => uninterrupted.push(r) }));
   });
 
   it('writes config, status, metrics, at most 2 step checkpoints and best', () => {
     const f = runFiles(done.dir);
-    expect(done).toMatchObject({ step: 20, state: 'done' });
+    expect(done).toMatchObject({ step: 30, state: 'done' });
     const cfg = JSON.parse(fs.readFileSync(f.config, 'utf8'));
-    expect(cfg).toMatchObject({ preset: 'tiny', seed: 7, steps: 20, stage: 'full', model: { height: 8, width: 8, channels: 1, bits: 8 } });
-    expect(readStatus(done.dir)).toMatchObject({ state: 'done', step: 20, total_steps: 20 });
+    expect(cfg).toMatchObject({ preset: 'tiny', seed: 7, steps: 30, stage: 'full', model: { height: 8, width: 8, channels: 1, bits: 8 } });
+    expect(readStatus(done.dir)).toMatchObject({ state: 'done', step: 30, total_steps: 30 });
     const metrics = readLines(f.metrics);
     const trainRecs = metrics.filter((m) => m.kind === 'train');
     const testRecs = metrics.filter((m) => m.kind === 'test');
-    expect(trainRecs.map((m) => m.step)).toEqual([10, 20]);
+    expect(trainRecs.map((m) => m.step)).toEqual([10, 20, 30]);
     for (const m of trainRecs) expect(Object.keys(m).sort()).toEqual(['kind', 'loss_bpd', 'lr', 'step', 'subpixels_per_s', 'time_s']);
     expect(testRecs).toHaveLength(1);
-    expect(testRecs[0]).toMatchObject({ step: 20, images: 16 });
+    expect(testRecs[0]).toMatchObject({ step: 30, images: 16 });
     const ckpts = listCheckpoints(done.dir);
     expect(ckpts.length).toBeGreaterThan(0);
     expect(ckpts.length).toBeLessThanOrEqual(2);
-    expect(ckpts.at(-1)).toBe('step-00000020');
+    expect(ckpts.at(-1)).toBe('step-00000030');
     expect(fs.existsSync(path.join(f.checkpoints, 'best.safetensors'))).toBe(true);
     expect(fs.existsSync(path.join(f.checkpoints, 'best.json'))).toBe(true);
   });
@@ -103,7 +103,7 @@ describe('train', () => {
     for (const which of ['best', 'latest'] as const) {
       const { model, step } = await loadModel(done.dir, { which });
       try {
-        expect(step).toBe(20);
+        expect(step).toBe(30);
         const r = evaluate(model, subset, { batchSize: 50 });
         expect(r.bpd).toBe(done.lastTestBpd);
         expect(r.bpd).toBeCloseTo(testRec.bpd as number, 4);
@@ -114,22 +114,23 @@ describe('train', () => {
   });
 
   it('resumes exactly: an interrupted run follows the uninterrupted loss trajectory', async () => {
-    const o = opts({ steps: 20 });
+    // Step 15: mid-epoch (8 batches of 8 per epoch) and mid-way between train records.
+    const o = opts({ steps: 30 });
     const first: Record<string, number | string>[] = [];
-    const a = await train({ ...o, interruptAtStep: 10, onLog: (r) => first.push(r) });
-    expect(a).toMatchObject({ state: 'stopped', step: 10 });
-    expect(readStatus(a.dir)).toMatchObject({ state: 'stopped', step: 10 });
-    expect(listCheckpoints(a.dir)).toEqual(['step-00000010']);
+    const a = await train({ ...o, interruptAtStep: 15, onLog: (r) => first.push(r) });
+    expect(a).toMatchObject({ state: 'stopped', step: 15 });
+    expect(readStatus(a.dir)).toMatchObject({ state: 'stopped', step: 15 });
+    expect(listCheckpoints(a.dir)).toEqual(['step-00000015']);
     const second: Record<string, number | string>[] = [];
     const b = await train({ ...o, resume: true, onLog: (r) => second.push(r) });
-    expect(b).toMatchObject({ state: 'done', step: 20 });
+    expect(b).toMatchObject({ state: 'done', step: 30 });
     const losses = (recs: Record<string, unknown>[]) => recs.map((r) => [r.step, r.loss_bpd, r.lr]);
     expect(losses([...first, ...second])).toEqual(losses(uninterrupted));
     const fromFile = readLines(runFiles(b.dir).metrics).filter((m) => m.kind === 'train');
     expect(losses(fromFile)).toEqual(losses(uninterrupted));
     // Bit for bit: weights, EMA weights, optimizer moments and RNG state of the last checkpoint.
-    const x = readCheckpoint(path.join(runFiles(done.dir).checkpoints, 'step-00000020'));
-    const y = readCheckpoint(path.join(runFiles(b.dir).checkpoints, 'step-00000020'));
+    const x = readCheckpoint(path.join(runFiles(done.dir).checkpoints, 'step-00000030'));
+    const y = readCheckpoint(path.join(runFiles(b.dir).checkpoints, 'step-00000030'));
     try {
       expect(Object.keys(y.tensors).sort()).toEqual(Object.keys(x.tensors).sort());
       for (const [k, t] of Object.entries(x.tensors)) expect(Array.from<number | bigint>(y.tensors[k]!.data()), k).toEqual(Array.from<number | bigint>(t.data()));
