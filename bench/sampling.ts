@@ -6,7 +6,10 @@
 // 0 and extrapolated: every one of its sub-pixels costs the same full pass over one slice.
 //
 //   node dist/bench/sampling.js [--preset fmnist-cpu|cifar-cpu] [--batch 16|64] [--quick]
-//                               [--naive-pixels N] [--device cpu|cuda] [--json out.json]
+//                               [--naive-pixels N] [--device cpu|cuda] [--threads N] [--json out.json]
+//
+// Per-pixel decoding runs many small ops, so on a shared or busy CPU one libtorch thread is
+// often faster than several (oversubscription); --threads makes that choice explicit.
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -24,6 +27,7 @@ export interface SamplingOptions {
   quick?: boolean; // fewer naive pixels (for smoke tests)
   naivePixels?: number; // pixels of slice 0 the naive sampler is timed on; default 20 (quick: 3)
   device?: 'cpu' | 'cuda';
+  threads?: number; // libtorch intra-op threads; default: leave libtorch's setting
   /** Replaces the preset's model (tests use a tiny one); the report says so. */
   model?: ModelConfig;
   log?: (line: string) => void;
@@ -70,6 +74,10 @@ export function benchSampling(o: SamplingOptions): SamplingReport {
   if (o.batch !== 16 && o.batch !== 64) throw new ArgError(`--batch ${String(o.batch)}: expected 16 or 64`);
   if (device !== 'cpu' && device !== 'cuda') throw new ArgError(`--device ${String(device)}: expected cpu or cuda`);
   if (device === 'cuda' && !torch.cuda.isAvailable()) throw new ArgError('--device cuda: libtorch sees no CUDA device (see `spn info`)');
+  if (o.threads !== undefined) {
+    if (!Number.isInteger(o.threads) || o.threads < 1) throw new ArgError(`--threads ${o.threads}: expected a positive integer`);
+    torch.setNumThreads(o.threads);
+  }
   const cfg = o.model ?? presetModel(o.preset);
   const seed = 0;
   torch.manualSeed(seed);
@@ -135,6 +143,7 @@ async function main(): Promise<void> {
       quick: { type: 'boolean', default: false },
       'naive-pixels': { type: 'string' },
       device: { type: 'string', default: 'cpu' },
+      threads: { type: 'string' },
       json: { type: 'string' },
     },
   });
@@ -146,6 +155,7 @@ async function main(): Promise<void> {
     quick: values.quick,
     naivePixels,
     device: values.device as SamplingOptions['device'],
+    threads: values.threads === undefined ? undefined : Number(values.threads),
     log: (line) => process.stderr.write(`${line}\n`),
   });
   const json = JSON.stringify(report, null, 2) + '\n';

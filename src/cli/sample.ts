@@ -5,6 +5,7 @@ import { ArgError } from '../errors.js';
 import { recordSliceFrames, writeSampleOutputs } from '../spn/frames.js';
 import { sample } from '../spn/sample.js';
 import type { SPN } from '../spn/model.js';
+import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
 import { loadModel } from '../train/checkpoint.js';
 import { createProgress, formatDuration } from '../train/progress.js';
@@ -18,12 +19,16 @@ export interface SampleCommandOptions {
   frames?: string;
   device: string;
   ema: boolean;
+  threads?: number;
   quiet?: boolean;
 }
 
 /** Samples a single full-stage model and writes the outputs; returns the files written. */
 export async function sampleRun(target: string, o: SampleCommandOptions): Promise<string[]> {
   if (o.device !== 'cpu' && !o.device.startsWith('cuda')) throw new ArgError(`--device ${o.device}: expected cpu or cuda`);
+  // Decoding one pixel at a time is many small ops: on a busy or shared CPU, extra libtorch
+  // threads mostly contend (measured 20× slower with 2 threads than 1 on a loaded 2-core box).
+  if (o.threads !== undefined) torch.setNumThreads(o.threads);
   const { model, config } = await loadModel(target, { ema: o.ema, device: o.device });
   try {
     if (config.stage !== 'full') {
@@ -79,6 +84,7 @@ export function register(program: Command): void {
     .option('--seed <n>', 'random seed (default: a random one, printed)', intOpt('--seed'))
     .option('--frames <dir>', 'also write frame-NNN.png after each slice and animation.gif')
     .option('--device <d>', 'cpu or cuda', 'cpu')
+    .option('--threads <n>', 'libtorch CPU threads (default: libtorch\'s choice; 1 is often fastest on a busy machine)', intOpt('--threads', 1))
     .option('--ema', 'use the EMA weights', true)
     .option('--no-ema', 'use the raw (non-EMA) weights')
     .option('--quiet', 'no progress output')

@@ -98,7 +98,7 @@ export function gridPng(values: Uint8Array | Tensor | ImageBatch, o: GridOptions
 /**
  * Reads a PNG as one H×W×C image of 8-bit values (h·w·c bytes). A grayscale file fills C = 3 by
  * repetition; C = 1 needs a gray file (or an RGB one whose three channels are equal). Alpha is
- * ignored.
+ * ignored; pngjs delivers every colour type and depth as 8-bit RGBA.
  */
 export function readPngAsImage(file: string, want: { h: number; w: number; c: number }): Uint8Array {
   let buf: Buffer;
@@ -116,7 +116,6 @@ export function readPngAsImage(file: string, want: { h: number; w: number; c: nu
   if (png.width !== want.w || png.height !== want.h) {
     throw new FormatError(`${file} is ${png.width}×${png.height} (W×H); the model needs ${want.w}×${want.h}`);
   }
-  const gray = (png as unknown as { color?: boolean }).color === false; // pngjs: colorType without the color bit
   const n = want.h * want.w;
   const out = new Uint8Array(n * want.c);
   const d = png.data; // RGBA, 8 bits
@@ -124,7 +123,7 @@ export function readPngAsImage(file: string, want: { h: number; w: number; c: nu
     for (let i = 0; i < n; i++) for (let ch = 0; ch < 3; ch++) out[i * 3 + ch] = d[i * 4 + ch]!;
   } else if (want.c === 1) {
     for (let i = 0; i < n; i++) {
-      if (!gray && (d[i * 4] !== d[i * 4 + 1] || d[i * 4] !== d[i * 4 + 2])) {
+      if (d[i * 4] !== d[i * 4 + 1] || d[i * 4] !== d[i * 4 + 2]) {
         throw new FormatError(`${file} is a colour image; the model needs a 1-channel (grayscale) image`);
       }
       out[i] = d[i * 4]!;
