@@ -49,8 +49,8 @@ function checkOptions(o: EvalCommandOptions): void {
 
 /**
  * The split the run was trained and tested on: its data spec at its stored bit depth, subsampled
- * like the run. The config does not record a --size, so when the data's images do not match the
- * model, the one size that would have (model side × subsample, square images) is used.
+ * like the run, resized as the run was (its config's size). Runs from before `size` was recorded:
+ * when the data's images do not match the model, the one size that would fit is used.
  */
 async function loadSplit(cfg: RunConfig, o: EvalCommandOptions, log: (m: string) => void): Promise<{ set: ImageSet; spec: string }> {
   const spec = o.data ?? cfg.data;
@@ -65,7 +65,7 @@ async function loadSplit(cfg: RunConfig, o: EvalCommandOptions, log: (m: string)
     });
     return d[o.split];
   };
-  let raw = await load(o.size);
+  let raw = await load(o.size ?? cfg.size ?? undefined);
   if (o.size === undefined && (raw.h !== H * sub || raw.w !== W * sub) && H === W && raw.c === C) {
     log(`data: ${spec} has ${raw.h}×${raw.w} images, the model reads ${H * sub}×${W * sub}: resizing to ${H * sub}×${W * sub}`);
     raw = await load(H * sub);

@@ -13,6 +13,7 @@ export const RunConfig = z
     data: z.string(), // dataset spec
     dataBits: z.number().int().min(1).max(8), // bits of the stored values the run reads
     subsample: z.number().int().positive().default(1), // train on x[::s, ::s] (a size pipeline's base)
+    size: z.number().int().positive().nullable().default(null), // dataset --size (images resized to size×size)
     seed: z.number().int(),
     device: z.string(),
     stage: z.enum(['full', 'size', 'depth']),
@@ -71,4 +72,21 @@ export function readRunConfig(dir: string): RunConfig {
 
 export function appendMetric(dir: string, record: Record<string, unknown>): void {
   appendLine(runFiles(dir).metrics, JSON.stringify(record));
+}
+
+/**
+ * Drops metric records logged after `step` (a run resumed from an older checkpoint logs those
+ * steps again). Rewrites the file atomically; a truncated last line is dropped too.
+ */
+export function dropMetricsAfter(dir: string, step: number): void {
+  const file = runFiles(dir).metrics;
+  if (!fs.existsSync(file)) return;
+  const kept = fs.readFileSync(file, 'utf8').split('\n').filter((line) => {
+    try {
+      return line.trim() !== '' && (JSON.parse(line) as { step: number }).step <= step;
+    } catch {
+      return false;
+    }
+  });
+  writeFileAtomic(file, kept.map((l) => l + '\n').join(''));
 }

@@ -16,7 +16,7 @@ import { SPN } from '../spn/model.js';
 import { getPreset, parseModelConfig, parseTrainConfig } from '../spn/config.js';
 import { evaluate } from './evaluate.js';
 import { createProgress, formatDuration } from './progress.js';
-import { appendMetric, readRunConfig, runFiles, writeJson, type RunConfig, type RunStatus } from './run.js';
+import { appendMetric, dropMetricsAfter, readRunConfig, runFiles, writeJson, type RunConfig, type RunStatus } from './run.js';
 import { checkpointName, listCheckpoints, pick, pruneCheckpoints, readCheckpoint, saveCheckpoint, type CheckpointMeta } from './checkpoint.js';
 import { sliceRange, subsampleSet, toBatch } from './stage.js';
 
@@ -83,6 +83,7 @@ function resolveConfig(o: TrainOptions, shape: { h: number; w: number; c: number
     data: o.data,
     dataBits: stage === 'depth' ? 8 : bits,
     subsample: o.subsample ?? 1,
+    size: o.size ?? null,
     seed: o.seed ?? 0,
     device: o.device ?? 'cpu',
     stage,
@@ -113,7 +114,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   const prior = resumeFrom ? readRunConfig(dir) : null;
   const data = await loadDataset(prior?.data ?? o.data, {
     bits: prior?.dataBits ?? dataBits,
-    ...(o.size ? { size: o.size } : {}),
+    ...((prior?.size ?? o.size) ? { size: (prior?.size ?? o.size)! } : {}),
     ...(o.cacheDir ? { cacheDir: o.cacheDir } : {}),
     onProgress: (m) => log(`data: ${m}`),
   });
@@ -158,6 +159,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     elapsedBefore = meta.elapsed_s;
     position = meta.data_position;
     lossWindow = meta.loss_window ?? lossWindow;
+    dropMetricsAfter(dir, step);
     log(`resumed ${dir} at step ${step}`);
   }
   const params = model.parameters();
@@ -251,7 +253,9 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         const reps = tc.slicesPerImage;
         const x = reps > 1 ? torch.repeatInterleave(b.x, reps, 0) : b.x;
         const given = b.given && reps > 1 ? torch.repeatInterleave(b.given, reps, 0) : b.given;
-        const k = torch.randint(firstSlice, endSlice, [batch.n * reps], { device: cfg.device });
+        // Drawn on the CPU generator (saved in checkpoints) so a resumed run repeats the draws on any device.
+        const kCpu = torch.randint(firstSlice, endSlice, [batch.n * reps]);
+        const k = onCuda ? kCpu.to(cfg.device) : kCpu;
         // Mean NLL per sub-pixel of the drawn slices, in bits: the full image's bpd in expectation.
         const forward = () => model.nll(given ? { x, given } : { x }, k).mean().div(model.dimsPerSlice * Math.LN2);
         const bpd = onCuda ? torch.cuda.autocast(forward) : forward(); // bf16 on CUDA
