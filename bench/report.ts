@@ -1,0 +1,272 @@
+// BENCHMARKS.md from the JSON results in bench/results/, and the bits/dim-vs-wall-clock plot of a
+// Fashion-MNIST training run (an SVG rendered headless with vega-lite). Only numbers found in
+// those files are written; a missing result says so.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as vega from 'vega';
+import { compile, type TopLevelSpec } from 'vega-lite';
+import { writeFileAtomic } from '../src/fsutil.js';
+import type { MachineInfo } from './machine.js';
+import type { EngineReport } from './engine.js';
+import type { EfficiencyReport, Measurement } from './efficiency.js';
+import type { ThroughputReport } from './throughput.js';
+
+export const BENCHMARK_NAMES = ['engine', 'efficiency', 'throughput', 'sampling', 'bpd'] as const;
+export type BenchmarkName = (typeof BENCHMARK_NAMES)[number];
+
+/** What a benchmark that failed or could not run leaves in its JSON file. */
+export interface NotRun { benchmark: BenchmarkName; status: 'failed' | 'not available'; reason: string; date: string; command: string }
+
+/** The parts of bench/sampling.ts's report this page shows. */
+interface SamplingEntry {
+  machine: MachineInfo; libtorch: string; threads: number; device: string; date: string; command: string; quick: boolean;
+  preset: string; batch: number; parameters: number; custom_model?: boolean;
+  cached: { images_per_s: number; seconds: number }; naive: { images_per_s: number }; naive_extrapolated_from_pixels: number; speedup: number;
+}
+export interface SamplingResults { benchmark: 'sampling'; status: 'ok'; reports: SamplingEntry[] }
+
+export interface BpdResult {
+  benchmark: 'bpd';
+  status: 'ok' | 'missing';
+  /** The run folder read, relative to the working directory when possible. */
+  run: string;
+  reason?: string;
+  date: string;
+  command: string;
+  preset?: string;
+  svg?: string; // file name beside the JSON
+  test_points?: number;
+  train_points?: number;
+  minutes?: number;
+  final_test_bpd?: number | null;
+  best_test_bpd?: number | null;
+}
+
+// --- the plot -------------------------------------------------------------------------------------
+
+interface MetricRecord { kind?: string; time_s?: number; bpd?: number; loss_bpd?: number; step?: number }
+
+export function readMetrics(file: string): MetricRecord[] {
+  const out: MetricRecord[] = [];
+  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      out.push(JSON.parse(line) as MetricRecord);
+    } catch {
+      // A line cut by a crash mid-write: skip it.
+    }
+  }
+  return out;
+}
+
+/** Renders bits/dim (training loss and test) against minutes of training as SVG. */
+export async function renderBpdSvg(records: MetricRecord[], title: string): Promise<string> {
+  const points: { minutes: number; bpd: number; series: string }[] = [];
+  for (const r of records) {
+    if (typeof r.time_s !== 'number') continue;
+    if (r.kind === 'train' && typeof r.loss_bpd === 'number') points.push({ minutes: r.time_s / 60, bpd: r.loss_bpd, series: 'train (batch loss)' });
+    if (r.kind === 'test' && typeof r.bpd === 'number') points.push({ minutes: r.time_s / 60, bpd: r.bpd, series: 'test (EMA weights)' });
+  }
+  const spec: TopLevelSpec = {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title,
+    width: 560,
+    height: 320,
+    data: { values: points },
+    mark: { type: 'line', point: false, strokeWidth: 1.5 },
+    encoding: {
+      x: { field: 'minutes', type: 'quantitative', title: 'wall-clock time (minutes)' },
+      y: { field: 'bpd', type: 'quantitative', title: 'bits/dim', scale: { zero: false } },
+      color: { field: 'series', type: 'nominal', title: null, legend: { orient: 'top-right' } },
+    },
+  };
+  const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'none' });
+  try {
+    return await view.toSVG();
+  } finally {
+    view.finalize();
+  }
+}
+
+/** Reads a run folder's metrics.jsonl, writes the SVG into resultsDir and returns the record. */
+export async function plotBpdRun(runDir: string | null, resultsDir: string, command: string): Promise<BpdResult> {
+  const date = new Date().toISOString();
+  const shown = (p: string) => (path.isAbsolute(p) ? path.relative(process.cwd(), p) || '.' : p);
+  const metrics = runDir ? path.join(runDir, 'metrics.jsonl') : null;
+  if (!runDir || !metrics || !fs.existsSync(metrics)) {
+    return { benchmark: 'bpd', status: 'missing', run: runDir ? shown(runDir) : 'runs/fmnist-30min', reason: `no metrics.jsonl in ${runDir ? shown(runDir) : 'runs/fmnist-30min'}`, date, command };
+  }
+  const records = readMetrics(metrics);
+  let preset: string | undefined;
+  try {
+    preset = (JSON.parse(fs.readFileSync(path.join(runDir, 'config.json'), 'utf8')) as { preset?: string }).preset;
+  } catch { /* a run without its config still has its metrics */ }
+  const tests = records.filter((r) => r.kind === 'test' && typeof r.bpd === 'number');
+  const trains = records.filter((r) => r.kind === 'train' && typeof r.loss_bpd === 'number');
+  if (!tests.length && !trains.length) {
+    return { benchmark: 'bpd', status: 'missing', run: shown(runDir), reason: `${shown(metrics)} holds no train or test records`, date, command };
+  }
+  const svg = await renderBpdSvg(records, `bits/dim vs wall-clock: run ${path.basename(runDir)} (preset ${preset ?? 'unknown'})`);
+  const svgName = 'bpd-vs-time.svg';
+  writeFileAtomic(path.join(resultsDir, svgName), svg);
+  const last = Math.max(...records.map((r) => r.time_s ?? 0));
+  return {
+    benchmark: 'bpd', status: 'ok', run: shown(runDir), date, command, ...(preset ? { preset } : {}), svg: svgName,
+    test_points: tests.length, train_points: trains.length, minutes: last / 60,
+    final_test_bpd: tests.length ? tests[tests.length - 1]!.bpd! : null,
+    best_test_bpd: tests.length ? Math.min(...tests.map((r) => r.bpd!)) : null,
+  };
+}
+
+// --- BENCHMARKS.md --------------------------------------------------------------------------------
+
+const fmt = (x: number | null | undefined, digits = 2): string => (x === null || x === undefined || !Number.isFinite(x) ? '–' : x.toFixed(digits));
+const mib = (b: number | null | undefined): string => (b === null || b === undefined ? '–' : (b / 2 ** 20).toFixed(0));
+const int = (x: number): string => Math.round(x).toLocaleString('en-US');
+const ratio = (x: number | null): string => (x === null ? '–' : `${x.toFixed(2)}×`);
+
+interface Setup { machine: MachineInfo; libtorch: string; threads: number; device: string; date: string; command: string; quick: boolean; blas?: string }
+
+function setupLines(r: Setup): string {
+  const m = r.machine;
+  const gpu = m.gpu?.length ? `; GPU ${m.gpu.join(', ')}` : '';
+  return [
+    `- Machine: ${m.cpuModel}, ${m.cores} of ${m.cpus} CPUs usable, ${m.memGB} GB RAM${gpu}; ${m.platform}; Node ${m.node}`,
+    `- libtorch ${r.libtorch}${r.blas ? ` (BLAS: ${r.blas})` : ''}, ${r.threads} intra-op thread(s), device ${r.device}`,
+    `- Date: ${r.date}; command: \`${r.command}\``,
+    r.quick ? '- **Quick mode**: tiny sizes and few repetitions; these numbers show that the benchmark runs, not how fast anything is.' : '- Full mode.',
+  ].join('\n');
+}
+
+function readJson<T>(dir: string, name: string): T | null {
+  const file = path.join(dir, `${name}.json`);
+  if (!fs.existsSync(file)) return null;
+  return JSON.parse(fs.readFileSync(file, 'utf8')) as T;
+}
+
+function notRunText(r: NotRun | null, name: string): string | null {
+  if (!r) return `No result yet: run \`npm run bench -- --only ${name}\`.`;
+  if (r.status === 'failed' || r.status === 'not available') return `${r.status === 'failed' ? 'Failed' : 'Not available'} (${r.date}, \`${r.command}\`): ${r.reason}`;
+  return null;
+}
+
+function engineSection(r: EngineReport): string {
+  const rows = r.matmul.map((m) => `| ${m.n} | ${m.dtype} | ${fmt(m.ms, 3)} | ${fmt(m.gflops, 1)} |`);
+  const b = r.block;
+  return [
+    setupLines(r),
+    '',
+    'Square matmul, median over repetitions:',
+    '',
+    '| N | dtype | ms | GFLOP/s |',
+    '| --: | --- | --: | --: |',
+    ...rows,
+    '',
+    `One pre-norm transformer block, forward + backward (B=${b.batch}, T=${b.seq}, D=${b.width}, ${b.heads} heads), median of ${b.reps} runs of ${b.iters} iterations: ` +
+      `TypeScript ${fmt(b.ts_ms)} ms, the same ops from C++ ${fmt(b.cpp_ms)} ms, binding overhead ${fmt(100 * b.overhead, 1)}%.`,
+  ].join('\n');
+}
+
+function entryName(m: Measurement): string {
+  return m.spec.model === 'spn' ? `SPN S=${m.spec.scale}` : 'baseline';
+}
+
+function efficiencySection(r: EfficiencyReport): string {
+  const s0 = r.entries[0]?.spec;
+  const arch = s0 ? `width ${s0.dim}, ${s0.heads} heads, ${s0.layers} decoder/transformer blocks (SPN: + ${s0.condLayers} conditioning blocks), ${s0.bits}-bit softmax` : '';
+  const entries = r.entries.map((m) =>
+    `| ${entryName(m)} | ${m.spec.image.join('×')} | ${m.spec.batch} | ${m.parameters === null ? '–' : int(m.parameters)} | ${int(m.supervised_per_image)} | ` +
+    `${fmt(m.step_ms, 1)} | ${fmt(m.ms_per_image, 1)} | ${fmt(m.us_per_subpixel, 2)} | ${mib(m.peak_bytes)} | ${mib(m.estimated_bytes)} | ${fmt(m.achieved_gflops, 2)} | ${m.status === 'ok' ? `${m.step_ms_all.length} steps` : m.reason ?? m.status} |`);
+  const comps = r.comparisons.map((c) =>
+    `| ${c.image.join('×')} | ${c.scale} | ${ratio(c.time_per_image_step)} | ${ratio(c.time_per_subpixel)} | ${ratio(c.memory)}${c.memory_estimated !== null ? ` (from the estimate: ${ratio(c.memory_estimated)})` : ''} |`);
+  return [
+    setupLines(r),
+    `- Models: ${arch}. Memory: ${r.isolated ? 'one child process per configuration; CPU: peak resident set (VmHWM) minus the footprint before the model was built; CUDA: allocator peak' : 'measured in-process (peaks of earlier configurations may hide later ones)'}. Configurations estimated above ${fmt(r.max_bytes / 2 ** 30, 1)} GB are skipped (\`--max-gb\`).`,
+    '',
+    r.compared,
+    '',
+    '| model | image | batch | parameters | supervised sub-pixels / image-step | ms / step | ms / image-step | µs / supervised sub-pixel | peak MiB | estimated MiB | GFLOP/s | note |',
+    '| --- | --- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --- |',
+    ...entries,
+    '',
+    'Baseline / SPN (above 1: the SPN is cheaper by that factor):',
+    '',
+    '| image | S | time per image-step | time per supervised sub-pixel | peak memory |',
+    '| --- | --: | --: | --: | --: |',
+    ...comps,
+  ].join('\n');
+}
+
+function throughputSection(r: ThroughputReport): string {
+  const rows = r.presets.map((p) =>
+    `| ${p.preset} | ${p.model.height}×${p.model.width}×${p.model.channels} | ${p.model.scale} | ${p.model.dim} | ${int(p.parameters)} | ${p.batch} | ${fmt(p.step_ms, 1)} | ${int(p.subpixels_per_s)} | ${fmt(p.images_per_s, 1)} | ${fmt(p.train_gflop_per_step, 3)} | ${fmt(p.achieved_gflops, 2)} | ${fmt(100 * p.share_of_peak, 1)}% | ${fmt(p.model_matmul.gflops, 1)} |`);
+  return [
+    setupLines(r),
+    `- Reference peak: ${r.peak.m}×${r.peak.k}×${r.peak.n} float32 matmul, ${fmt(r.peak.gflops, 1)} GFLOP/s (median of ${r.peak.reps}).`,
+    `- FLOPs: ${r.flops_formula}.`,
+    '',
+    "Training step as the trainer runs it (forward, backward, gradient clipping, AdamW, EMA) on one random target slice per image; sub-pixels/s counts the sub-pixels that get a loss (batch × one slice), as the trainer's log does. Median over timed steps after warmup.",
+    '',
+    '| preset | image | S | width | parameters | batch | ms / step | sub-pixels / s | image-steps / s | GFLOP / step | GFLOP/s | share of matmul peak | GFLOP/s of the model\'s MLP matmul alone |',
+    '| --- | --- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: |',
+    ...rows,
+  ].join('\n');
+}
+
+function samplingSection(r: SamplingResults): string {
+  const first = r.reports[0];
+  if (!first) return 'No sampling results.';
+  const rows = r.reports.map((s) =>
+    `| ${s.preset}${s.custom_model ? ' (custom model)' : ''} | ${s.batch} | ${int(s.parameters)} | ${fmt(s.cached.seconds, 1)} | ${fmt(s.cached.images_per_s, 3)} | ${fmt(s.naive.images_per_s, 5)} (from ${s.naive_extrapolated_from_pixels} pixels) | ${fmt(s.speedup, 1)}× |`);
+  return [
+    setupLines(first),
+    '',
+    'Cached sampler (context embedded once per slice, incremental decoder) against the naive one (a full forward pass per sub-pixel, timed on the first pixels and extrapolated); freshly initialised weights.',
+    '',
+    '| preset | batch | parameters | cached: seconds for the batch | cached images/s | naive images/s | speedup |',
+    '| --- | --: | --: | --: | --: | --: | --: |',
+    ...rows,
+  ].join('\n');
+}
+
+function bpdSection(r: BpdResult | null, resultsDir: string, outDir: string): string {
+  if (!r) return 'No result yet: run `npm run bench -- --only bpd`.';
+  if (r.status !== 'ok' || !r.svg) {
+    return `No Fashion-MNIST training run to plot (${r.reason ?? 'missing'}; checked ${r.date}). Train one, e.g. \`spn train --data fashion-mnist --preset fmnist-cpu --minutes 30 --out runs/fmnist-30min\`, then run \`npm run bench -- --only bpd\` (or \`--bpd-run <dir>\`).`;
+  }
+  const rel = path.relative(outDir, path.join(resultsDir, r.svg)).split(path.sep).join('/');
+  return [
+    `Run \`${r.run}\`${r.preset ? ` (preset ${r.preset})` : ''}: ${r.train_points} training-loss points and ${r.test_points} test evaluations over ${fmt(r.minutes, 1)} minutes; ` +
+      `last test bits/dim ${fmt(r.final_test_bpd, 4)}, best ${fmt(r.best_test_bpd, 4)}. Plotted ${r.date} by \`${r.command}\`.` +
+      (r.preset && r.preset !== 'fmnist-cpu' ? ` Note: this run used preset ${r.preset}, not fmnist-cpu.` : ''),
+    '',
+    `![bits/dim vs wall-clock time](${rel})`,
+  ].join('\n');
+}
+
+/** BENCHMARKS.md's text from the JSON files in resultsDir; image links are relative to outDir. */
+export function renderBenchmarksMd(resultsDir: string, outDir: string): string {
+  const section = <T>(name: BenchmarkName, title: string, body: (r: T) => string): string => {
+    const r = readJson<T | NotRun>(resultsDir, name);
+    const missing = notRunText(r as NotRun | null, name);
+    return `## ${title}\n\n${missing ?? body(r as T)}\n`;
+  };
+  const resultsRel = path.relative(outDir, resultsDir).split(path.sep).join('/') || '.';
+  return [
+    '# Benchmarks',
+    '',
+    `Generated by \`npm run bench\` (bench/run.ts) from the JSON files in \`${resultsRel}/\`; regenerate rather than edit. ` +
+      'Times are medians over repeated runs after warmup. Each section names the machine, the libtorch build, the date and the command that produced it. ' +
+      'Quick-mode sections (`--quick`) use tiny sizes: they check that the benchmark runs and say nothing about speed.',
+    '',
+    section<EngineReport>('engine', 'Engine: matmul and the binding\'s overhead', engineSection),
+    section<EfficiencyReport>('efficiency', 'Efficiency: SPN against the fully autoregressive baseline', efficiencySection),
+    section<ThroughputReport>('throughput', 'Training throughput per preset', throughputSection),
+    section<SamplingResults>('sampling', 'Sampling speed', samplingSection),
+    `## Bits/dim against wall-clock time (Fashion-MNIST, fmnist-cpu)\n\n${bpdSection(readJson<BpdResult>(resultsDir, 'bpd'), resultsDir, outDir)}\n`,
+  ].join('\n');
+}
+
+export function writeBenchmarksMd(resultsDir: string, outFile: string): void {
+  writeFileAtomic(outFile, renderBenchmarksMd(resultsDir, path.dirname(path.resolve(outFile))));
+}

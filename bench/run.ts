@@ -1,0 +1,151 @@
+// `npm run bench`: runs the benchmarks, writes one JSON per benchmark to bench/results/<name>.json,
+// plots bits/dim against wall-clock time for a Fashion-MNIST run, and regenerates BENCHMARKS.md
+// from whatever JSON files are there (so `--only` refreshes one section and keeps the others).
+//
+//   npm run bench -- [--quick] [--only engine|efficiency|throughput|sampling|bpd|report]...
+//                    [--device cpu|cuda] [--threads N] [--max-gb N] [--bpd-run DIR]
+//                    [--results DIR] [--out BENCHMARKS.md]
+//
+// `--only report` regenerates BENCHMARKS.md without running anything.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { ArgError } from '../src/errors.js';
+import { writeFileAtomic } from '../src/fsutil.js';
+import * as torch from '../src/torch/index.js';
+import { runEngineBench } from './engine.js';
+import { runEfficiencyBench } from './efficiency.js';
+import { runThroughputBench } from './throughput.js';
+import { BENCHMARK_NAMES, plotBpdRun, writeBenchmarksMd, type BenchmarkName, type NotRun, type SamplingResults } from './report.js';
+
+export interface RunOptions {
+  quick?: boolean;
+  only?: string[];
+  device?: 'cpu' | 'cuda';
+  threads?: number;
+  maxGB?: number;
+  bpdRun?: string;
+  resultsDir?: string;
+  out?: string;
+  log?: (line: string) => void;
+}
+
+/** The sampling benchmark is someone else's file: load it if it is there. */
+interface SamplingModule {
+  benchSampling(o: { preset: 'fmnist-cpu' | 'cifar-cpu'; batch: 16 | 64; quick?: boolean; device?: 'cpu' | 'cuda'; log?: (line: string) => void }): SamplingResults['reports'][number];
+}
+
+async function loadSampling(): Promise<SamplingModule | null> {
+  const specifier = './sampling.js';
+  try {
+    const mod = (await import(specifier)) as Partial<SamplingModule>;
+    return typeof mod.benchSampling === 'function' ? (mod as SamplingModule) : null;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND') return null;
+    throw err;
+  }
+}
+
+export async function runAll(o: RunOptions = {}): Promise<void> {
+  const quick = o.quick ?? false;
+  const device = o.device ?? 'cpu';
+  const log = o.log ?? ((line: string) => process.stderr.write(line + '\n'));
+  const resultsDir = o.resultsDir ?? path.join('bench', 'results');
+  const out = o.out ?? 'BENCHMARKS.md';
+  const only = o.only?.length ? o.only : [...BENCHMARK_NAMES];
+  for (const n of only) {
+    if (n !== 'report' && !(BENCHMARK_NAMES as readonly string[]).includes(n)) throw new ArgError(`--only ${n}: expected one of ${[...BENCHMARK_NAMES, 'report'].join(', ')}`);
+  }
+  if (device !== 'cpu' && device !== 'cuda') throw new ArgError(`--device ${String(device)}: expected cpu or cuda`);
+  if (o.threads !== undefined) {
+    if (!Number.isInteger(o.threads) || o.threads < 1) throw new ArgError(`--threads ${o.threads}: expected a positive integer`);
+    torch.native.setNumThreads(o.threads);
+    process.env.SPN_THREADS = String(o.threads); // the efficiency benchmark's child processes
+  }
+  const command = `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim().replace(/ --$/, '');
+  fs.mkdirSync(resultsDir, { recursive: true });
+  const save = (name: BenchmarkName, report: object) => {
+    writeFileAtomic(path.join(resultsDir, `${name}.json`), JSON.stringify({ ...report, command }, null, 2) + '\n');
+  };
+  const attempt = async (name: BenchmarkName, fn: () => Promise<object> | object) => {
+    if (!only.includes(name)) return;
+    log(`\n== ${name}${quick ? ' (quick)' : ''} ==`);
+    const t0 = Date.now();
+    try {
+      save(name, await fn());
+    } catch (err) {
+      const failed: NotRun = { benchmark: name, status: 'failed', reason: (err as Error).message, date: new Date().toISOString(), command };
+      save(name, failed);
+      log(`${name} failed: ${(err as Error).message}`);
+    }
+    log(`${name}: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  };
+
+  await attempt('engine', () => runEngineBench({ device, quick, log }));
+  await attempt('efficiency', () => runEfficiencyBench({ device, quick, log, ...(o.maxGB !== undefined ? { maxGB: o.maxGB } : {}) }));
+  await attempt('throughput', () => runThroughputBench({ device, quick, log }));
+  await attempt('sampling', async () => {
+    const mod = await loadSampling();
+    if (!mod) {
+      const na: NotRun = { benchmark: 'sampling', status: 'not available', reason: 'bench/sampling.ts (benchSampling) is not in this build', date: new Date().toISOString(), command };
+      return na;
+    }
+    const runs: { preset: 'fmnist-cpu' | 'cifar-cpu'; batch: 16 | 64 }[] = quick
+      ? [{ preset: 'fmnist-cpu', batch: 16 }]
+      : [{ preset: 'fmnist-cpu', batch: 16 }, { preset: 'cifar-cpu', batch: 16 }];
+    const reports = runs.map((r) => mod.benchSampling({ ...r, quick, device, log }));
+    const res: SamplingResults = { benchmark: 'sampling', status: 'ok', reports };
+    return res;
+  });
+  await attempt('bpd', async () => {
+    const dir = o.bpdRun ?? (fs.existsSync(path.join('runs', 'fmnist-30min')) ? path.join('runs', 'fmnist-30min') : null);
+    const r = await plotBpdRun(dir, resultsDir, command);
+    log(r.status === 'ok' ? `plotted ${r.run} -> ${path.join(resultsDir, r.svg!)}` : `bpd plot: ${r.reason}`);
+    return r;
+  });
+  writeBenchmarksMd(resultsDir, out);
+  log(`\nwrote ${out} from ${resultsDir}/`);
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      quick: { type: 'boolean', default: false },
+      only: { type: 'string', multiple: true },
+      device: { type: 'string', default: 'cpu' },
+      threads: { type: 'string' },
+      'max-gb': { type: 'string' },
+      'bpd-run': { type: 'string' },
+      results: { type: 'string' },
+      out: { type: 'string' },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  const num = (flag: string, v: string | undefined): number | undefined => {
+    if (v === undefined) return undefined;
+    const n = Number(v);
+    if (!(n > 0)) throw new ArgError(`${flag} ${v}: expected a positive number`);
+    return n;
+  };
+  const threads = num('--threads', values.threads);
+  const maxGB = num('--max-gb', values['max-gb']);
+  await runAll({
+    quick: values.quick,
+    only: values.only?.flatMap((s) => s.split(',')),
+    device: values.device as 'cpu' | 'cuda',
+    ...(threads !== undefined ? { threads } : {}),
+    ...(maxGB !== undefined ? { maxGB } : {}),
+    ...(values['bpd-run'] ? { bpdRun: values['bpd-run'] } : {}),
+    ...(values.results ? { resultsDir: values.results } : {}),
+    ...(values.out ? { out: values.out } : {}),
+  });
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main().catch((err: unknown) => {
+    process.stderr.write(`bench: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(2);
+  });
+}

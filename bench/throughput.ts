@@ -1,0 +1,271 @@
+// Training throughput per preset: sub-pixels per second of the trainer's step (forward, backward,
+// gradient clipping, AdamW, EMA) on random data, and the share of the machine's measured matmul
+// FLOP/s that the step achieves, with the step's FLOPs counted from the model's layer shapes.
+//
+//   node dist/bench/throughput.js [--device cpu|cuda] [--quick] [--preset NAME]... [--json out.json]
+//
+// CPU presets run on cpu; the GPU presets only with --device cuda.
+import { performance } from 'node:perf_hooks';
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { ArgError } from '../src/errors.js';
+import { writeFileAtomic } from '../src/fsutil.js';
+import * as torch from '../src/torch/index.js';
+import { AdamW, EMA, clipGradNorm } from '../src/torch/optim/index.js';
+import { getPreset, parseModelConfig, type ModelConfig } from '../src/spn/config.js';
+import { SPN } from '../src/spn/model.js';
+import { describeMachine, describeTorch, median, type MachineInfo } from './machine.js';
+
+export const CPU_PRESETS = ['fmnist-cpu', 'cifar-cpu'] as const;
+export const GPU_PRESETS = ['imagenet32-gpu', 'imagenet64-gpu', 'celebahq256-gpu'] as const;
+
+/**
+ * Forward multiply-accumulates of the SPN for one image and one target slice, from the layer
+ * shapes. T = (H/S)(W/S) pixels per slice, D width, C channels, V = 2^bits, k kernel, r MLP ratio,
+ * L decoder blocks, Lc conditioning blocks, inCh = S²·C + S² (+ S²·C for a depth stage):
+ *   conditioning: input conv T·inCh·D·k² + Lc residual blocks of two convs 2·T·D²·k²
+ *   decoder input: masked conv A T·D²·k²
+ *   per decoder block: masked conv B T·D²·k² + QKV 3·T·D² + scores T²·D + weighted values T²·D
+ *                      + output T·D² + MLP 2·r·T·D²
+ *   channel head, per sub-pixel (T·C of them): hidden D² + logits D·V
+ * Masked convs count all k² taps (they run as dense convs with zeroed weights) and attention the
+ * full T×T product (the causal mask is applied after computing every score). Embeddings, norms,
+ * softmaxes and the loss are memory-bound and left out.
+ *
+ * Training FLOPs per step = 2 FLOPs/MAC × 3 (backward ≈ 2× forward) × batch × forward MACs.
+ */
+export function spnForwardMacs(cfg: ModelConfig): number {
+  const { scale: S, channels: C, dim: D, kernel: k, mlpRatio: r, decLayers: L, condLayers: Lc } = cfg;
+  const T = (cfg.height / S) * (cfg.width / S);
+  const V = 2 ** cfg.bits;
+  const inCh = S * S * C + S * S + (cfg.stage === 'depth' ? S * S * C : 0);
+  const k2 = k * k;
+  const cond = T * inCh * D * k2 + Lc * 2 * T * D * D * k2;
+  const input = T * D * D * k2;
+  const block = T * D * D * k2 + 3 * T * D * D + 2 * T * T * D + T * D * D + 2 * r * T * D * D;
+  const head = T * C * (D * D + D * V);
+  return cond + input + L * block + head;
+}
+
+/** FLOPs of one training step (forward + backward) over `batch` images: 6 × batch × MACs. */
+export const trainFlops = (forwardMacs: number, batch: number): number => 6 * batch * forwardMacs;
+
+export interface MatmulPeak { m: number; k: number; n: number; ms: number; gflops: number; reps: number }
+
+function sync(device: string): void {
+  if (device.startsWith('cuda')) torch.cuda.synchronize();
+}
+
+/** GFLOP/s of (m×k)·(k×n) float32 matmuls: median over reps, each rep timing ≥ targetMs. */
+export function measureMatmul(m: number, k: number, n: number, device: string, reps: number, targetMs: number): MatmulPeak {
+  return torch.tidy(() => {
+    const a = torch.randn([m, k], { device });
+    const b = torch.randn([k, n], { device });
+    const once = () => torch.mm(a, b).dispose();
+    const timeIt = (iters: number) => {
+      sync(device);
+      const t0 = performance.now();
+      for (let i = 0; i < iters; i++) once();
+      sync(device);
+      return performance.now() - t0;
+    };
+    const first = timeIt(1);
+    const iters = Math.max(1, Math.ceil(targetMs / Math.max(first, 1e-3)));
+    const ms = median(Array.from({ length: reps }, () => timeIt(iters) / iters));
+    return { m, k, n, ms, gflops: (2 * m * k * n) / (ms * 1e6), reps };
+  });
+}
+
+export interface PresetThroughput {
+  preset: string;
+  model: ModelConfig;
+  parameters: number;
+  batch: number;
+  warmup: number;
+  reps: number;
+  /** Median milliseconds per training step, and every measured step. */
+  step_ms: number;
+  step_ms_all: number[];
+  /** batch × sub-pixels of one slice: what one step supervises (the trainer's definition). */
+  subpixels_per_step: number;
+  subpixels_per_s: number;
+  images_per_s: number; // image-steps (one target slice each) per second
+  train_gflop_per_step: number;
+  achieved_gflops: number;
+  /** The model's largest matmul shape (MLP: batch·T × D → r·D), measured alone. */
+  model_matmul: MatmulPeak;
+  /** achieved_gflops / machine matmul peak. */
+  share_of_peak: number;
+}
+
+export interface ThroughputReport {
+  benchmark: 'throughput';
+  machine: MachineInfo;
+  libtorch: string;
+  blas: string;
+  threads: number;
+  device: string;
+  date: string;
+  command: string;
+  quick: boolean;
+  /** Square float32 matmul at the size below: the machine's reference FLOP/s. */
+  peak: MatmulPeak;
+  flops_formula: string;
+  presets: PresetThroughput[];
+}
+
+export interface ThroughputOptions {
+  device?: 'cpu' | 'cuda';
+  quick?: boolean;
+  /** Presets to run (default: the CPU presets on cpu, the GPU presets on cuda). */
+  presets?: string[];
+  /** Overrides the presets' batch size (tests). */
+  batch?: number;
+  warmup?: number;
+  reps?: number;
+  /** Side of the square matmul used as the peak reference. */
+  peakSize?: number;
+  log?: (line: string) => void;
+}
+
+export function presetModel(name: string): ModelConfig {
+  const p = getPreset(name);
+  const [height, width, channels] = p.shape;
+  return parseModelConfig({ ...p.model, height, width, channels }, `preset ${name}`);
+}
+
+/** Runs the trainer's step `warmup + reps` times and returns the timed steps' milliseconds. */
+export function timeTrainingSteps(model: SPN, batch: number, device: string, warmup: number, reps: number): number[] {
+  const named = model.namedParameters().map(([name, param]) => ({ name, param }));
+  const optim = new AdamW(named, { lr: 1e-4, weightDecay: 0.01, betas: [0.9, 0.99] });
+  const ema = new EMA(named, 0.999);
+  const params = model.parameters();
+  const { height: H, width: W, channels: C } = model.cfg;
+  const x = torch.keep(torch.randint(0, model.V, [batch, H, W, C], { device }));
+  const first = model.firstSlice;
+  const end = model.S * model.S;
+  const out: number[] = [];
+  try {
+    model.train();
+    for (let i = 0; i < warmup + reps; i++) {
+      sync(device);
+      const t0 = performance.now();
+      torch.tidy(() => {
+        const k = torch.randint(first, end, [batch], { device });
+        model.nll({ x }, k).mean().div(model.dimsPerSlice * Math.LN2).backward();
+      });
+      clipGradNorm(params, 1);
+      optim.step();
+      optim.zeroGrad();
+      ema.update();
+      sync(device);
+      if (i >= warmup) out.push(performance.now() - t0);
+    }
+  } finally {
+    x.dispose();
+    optim.dispose();
+    ema.dispose();
+  }
+  return out;
+}
+
+export function runThroughputBench(opts: ThroughputOptions = {}): ThroughputReport {
+  const device = opts.device ?? 'cpu';
+  const quick = opts.quick ?? false;
+  const log = opts.log ?? (() => {});
+  if (device !== 'cpu' && device !== 'cuda') throw new ArgError(`--device ${String(device)}: expected cpu or cuda`);
+  if (device === 'cuda' && !torch.cuda.isAvailable()) throw new ArgError('--device cuda: libtorch sees no CUDA device (see `spn info`)');
+  const presets = opts.presets ?? (device === 'cuda' ? [...GPU_PRESETS] : [...CPU_PRESETS]);
+  for (const p of presets) {
+    if ((GPU_PRESETS as readonly string[]).includes(p) && device !== 'cuda') throw new ArgError(`preset ${p} is a GPU preset: run it with --device cuda`);
+  }
+  const warmup = opts.warmup ?? (quick ? 1 : 3);
+  const reps = opts.reps ?? (quick ? 2 : 10);
+  const peakSize = opts.peakSize ?? (quick ? 256 : device === 'cuda' ? 4096 : 1024);
+  const targetMs = quick ? 20 : 300;
+  const peak = measureMatmul(peakSize, peakSize, peakSize, device, quick ? 3 : 5, targetMs);
+  log(`matmul ${peakSize}³ float32: ${peak.gflops.toFixed(1)} GFLOP/s`);
+  const results: PresetThroughput[] = [];
+  for (const name of presets) {
+    const cfg = presetModel(name);
+    const batch = opts.batch ?? getPreset(name).train.batchSize;
+    torch.manualSeed(0);
+    const model = new SPN(cfg, { device });
+    try {
+      const steps = timeTrainingSteps(model, batch, device, warmup, reps);
+      const stepMs = median(steps);
+      const T = model.T;
+      const modelMatmul = measureMatmul(batch * T, cfg.dim, cfg.mlpRatio * cfg.dim, device, quick ? 3 : 5, targetMs);
+      const flops = trainFlops(spnForwardMacs(cfg), batch);
+      const achieved = flops / (stepMs * 1e6);
+      const subpixels = batch * model.dimsPerSlice;
+      const r: PresetThroughput = {
+        preset: name,
+        model: cfg,
+        parameters: model.numParameters(),
+        batch,
+        warmup,
+        reps,
+        step_ms: stepMs,
+        step_ms_all: steps,
+        subpixels_per_step: subpixels,
+        subpixels_per_s: subpixels / (stepMs / 1000),
+        images_per_s: batch / (stepMs / 1000),
+        train_gflop_per_step: flops / 1e9,
+        achieved_gflops: achieved,
+        model_matmul: modelMatmul,
+        share_of_peak: achieved / peak.gflops,
+      };
+      log(`${name} batch ${batch}: ${stepMs.toFixed(1)} ms/step, ${Math.round(r.subpixels_per_s)} sub-pixels/s, ${achieved.toFixed(2)} GFLOP/s = ${(100 * r.share_of_peak).toFixed(1)}% of the matmul peak`);
+      results.push(r);
+    } finally {
+      model.dispose();
+    }
+  }
+  const lt = describeTorch();
+  return {
+    benchmark: 'throughput',
+    machine: describeMachine(),
+    libtorch: lt.version,
+    blas: lt.blas,
+    threads: lt.threads,
+    device,
+    date: new Date().toISOString(),
+    command: process.argv.slice(1).join(' '),
+    quick,
+    peak,
+    flops_formula: 'training FLOPs/step = 6 × batch × forward MACs per image-slice (convs with all k² taps, full T×T attention, linears, channel head; see spnForwardMacs in bench/throughput.ts)',
+    presets: results,
+  };
+}
+
+function main(): void {
+  const { values } = parseArgs({
+    options: {
+      json: { type: 'string' },
+      device: { type: 'string', default: 'cpu' },
+      quick: { type: 'boolean', default: false },
+      preset: { type: 'string', multiple: true },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  const report = runThroughputBench({
+    device: values.device as 'cpu' | 'cuda',
+    quick: values.quick,
+    ...(values.preset ? { presets: values.preset } : {}),
+    log: (line) => process.stderr.write(line + '\n'),
+  });
+  const json = JSON.stringify(report, null, 2) + '\n';
+  process.stdout.write(json);
+  if (values.json) writeFileAtomic(values.json, json);
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  try {
+    main();
+  } catch (err) {
+    process.stderr.write(`bench/throughput: ${(err as Error).message}\n`);
+    process.exit(2);
+  }
+}
