@@ -7,6 +7,7 @@ import { register as registerData } from './data.js';
 import { register as registerServe } from './serve.js';
 import { register as registerSample } from './sample.js';
 import { register as registerTrain } from './train.js';
+import { register as registerDemo } from './demo.js';
 import { register as registerEval } from './eval.js';
 
 const program = new Command();
@@ -20,6 +21,7 @@ registerData(program);
 registerServe(program);
 registerSample(program);
 registerTrain(program);
+registerDemo(program);
 registerEval(program);
 
 try {

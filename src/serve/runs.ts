@@ -94,7 +94,7 @@ export class RunReader {
       metrics: { lines: index.lines, last_train: index.lastTrain, last_test: index.lastTest },
       samples: {
         latest: this.fileInfo(dir, 'samples/latest.png'),
-        animation: this.fileInfo(dir, 'samples/animation.gif'),
+        animation: this.fileInfo(dir, 'samples/frames/animation.gif') ?? this.fileInfo(dir, 'samples/animation.gif'),
         frames: this.listFiles(dir, 'samples/frames', /^frame-\d+\.png$/),
         grids: this.listFiles(dir, 'samples', /^step-\d+\.png$/),
       },
