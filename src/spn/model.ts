@@ -100,7 +100,7 @@ export class ConvState {
       }
     }
     this.taps = torch.keep(torch.fromArray(taps, [h * w, conv.offsets.length], { device: opts.device }));
-    this.weight = torch.keep(torch.noGrad(() => conv.tapMatrix()));
+    this.weight = torch.keep(torch.tidy(() => torch.noGrad(() => conv.tapMatrix())));
   }
   /** Stores the conv's input at pixel t: v (B, in). */
   write(t: number, v: Tensor): void {

@@ -269,7 +269,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       clipGradNorm(params, tc.gradClip);
       optim.step();
       optim.zeroGrad();
-      ema.update();
+      ema.update({ step }); // warmed-up decay: see EMA.update
       step++;
       lossSum += loss;
       lossCount++;

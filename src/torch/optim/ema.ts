@@ -29,11 +29,17 @@ export class EMA {
     return this.#updates;
   }
 
-  /** shadow = decay * shadow + (1 - decay) * param, for every parameter. */
-  update(): void {
+  /**
+   * shadow = d * shadow + (1 - d) * param, for every parameter, where d is the decay, or given
+   * the training step n, min(decay, (1 + n) / (10 + n)): early on the average follows the
+   * fast-moving weights instead of remembering the random initialisation.
+   */
+  update(o: { step?: number } = {}): void {
+    const n = o.step;
+    const d = n === undefined ? this.decay : Math.min(this.decay, (1 + n) / (10 + n));
     noGrad(() =>
       tidy(() => {
-        for (const { name, param } of this.params) inplace('aten::lerp_.Scalar', [this.shadow.get(name)!, param, 1 - this.decay]);
+        for (const { name, param } of this.params) inplace('aten::lerp_.Scalar', [this.shadow.get(name)!, param, 1 - d]);
       }),
     );
     this.#updates++;
