@@ -46,6 +46,8 @@ export interface OneSpec {
   bits: number;
   warmup: number;
   reps: number;
+  /** Keep repeating fast steps until this many seconds of timed steps (at most 50 steps). */
+  minSeconds: number;
   /** Stop repeating once this many seconds of timed steps have run (at least one is kept). */
   maxSeconds: number;
   device: 'cpu' | 'cuda';
@@ -114,6 +116,7 @@ export interface EfficiencyOptions {
   batch?: number | Record<number, number>;
   warmup?: number;
   reps?: number;
+  minSeconds?: number;
   maxSeconds?: number;
   /** Skip configurations whose estimated peak memory exceeds this (GB = 2^30 bytes). */
   maxGB?: number;
@@ -218,7 +221,11 @@ export function measureOne(s: OneSpec, isolated: boolean): Measurement {
   try {
     model.train();
     let timed = 0;
-    for (let i = 0; i < s.warmup + s.reps; i++) {
+    // At least `reps` timed steps; fast steps repeat until minSeconds (up to 50) so that the
+    // median is not over a handful of millisecond-long steps; slow ones stop at maxSeconds.
+    for (let i = 0; ; i++) {
+      const n = i - s.warmup; // timed steps so far
+      if (n >= s.reps && (timed >= s.minSeconds || n >= 50)) break;
       sync(device);
       const t0 = performance.now();
       torch.tidy(() => {
@@ -332,6 +339,7 @@ export function runEfficiencyBench(opts: EfficiencyOptions = {}): EfficiencyRepo
     typeof opts.batch === 'number' ? opts.batch : (opts.batch?.[h] ?? (quick ? 2 : h >= 64 ? 1 : 2));
   const warmup = opts.warmup ?? 1;
   const reps = opts.reps ?? (quick ? 2 : 5);
+  const minSeconds = opts.minSeconds ?? (quick ? 0 : 3);
   const maxSeconds = opts.maxSeconds ?? (quick ? 5 : 60);
   // On a shared machine take at most half of what is free, and never more than 8 GB by default.
   const maxBytes = (opts.maxGB ?? Math.min(8, (0.5 * memAvailable()) / GB)) * GB;
@@ -342,7 +350,7 @@ export function runEfficiencyBench(opts: EfficiencyOptions = {}): EfficiencyRepo
   const entries: Measurement[] = [];
   const comparisons: Comparison[] = [];
   for (const image of sizes) {
-    const common = { image, batch: batchFor(image[0]), dim, heads, layers, condLayers, bits: 8, warmup, reps, maxSeconds, device };
+    const common = { image, batch: batchFor(image[0]), dim, heads, layers, condLayers, bits: 8, warmup, reps, minSeconds, maxSeconds, device };
     const specs: OneSpec[] = [{ model: 'baseline', scale: 1, ...common }, ...scales.map((S): OneSpec => ({ model: 'spn', scale: S, ...common }))];
     const results: Measurement[] = [];
     for (const s of specs) {

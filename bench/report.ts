@@ -173,7 +173,7 @@ function entryName(m: Measurement): string {
 
 function efficiencySection(r: EfficiencyReport): string {
   const s0 = r.entries[0]?.spec;
-  const arch = s0 ? `width ${s0.dim}, ${s0.heads} heads, ${s0.layers} decoder/transformer blocks (SPN: + ${s0.condLayers} conditioning blocks), ${s0.bits}-bit softmax` : '';
+  const arch = s0 ? `width ${s0.dim}, ${s0.heads} heads, blocks: ${s0.layers} (baseline transformer blocks = SPN decoder blocks; the SPN adds ${s0.condLayers} conditioning blocks), ${s0.bits}-bit softmax` : '';
   const entries = r.entries.map((m) =>
     `| ${entryName(m)} | ${m.spec.image.join('×')} | ${m.spec.batch} | ${m.parameters === null ? '–' : int(m.parameters)} | ${int(m.supervised_per_image)} | ` +
     `${fmt(m.step_ms, 1)} | ${fmt(m.ms_per_image, 1)} | ${fmt(m.us_per_subpixel, 2)} | ${mib(m.peak_bytes)} | ${mib(m.estimated_bytes)} | ${fmt(m.achieved_gflops, 2)} | ${m.status === 'ok' ? `${m.step_ms_all.length} steps` : m.reason ?? m.status} |`);
