@@ -1,11 +1,14 @@
 // `spn eval <run-dir|checkpoint>`: the exact negative log-likelihood of a trained model on a
 // dataset split, in bits per dimension, with the breakdown per slice. On a run folder's full
-// split it also writes the run's eval.json (docs/run-folder.md).
+// split it also writes the run's eval.json (docs/run-folder.md). An upscaling stage's number is
+// over the sub-pixels it models only. `spn eval --pipeline p.json` gives the exact bits/dim of a
+// chain of stages' final images, with each stage's share (spn/pipeline.ts).
 import * as fs from 'node:fs';
 import type { Command } from 'commander';
 import { ArgError } from '../errors.js';
 import { loadDataset } from '../data/index.js';
 import type { ImageSet } from '../data/types.js';
+import { evalPipeline, loadPipeline, type PipelineEvalResult } from '../spn/pipeline.js';
 import { loadModel, resolveCheckpoint } from '../train/checkpoint.js';
 import { evaluate, type EvalResult } from '../train/evaluate.js';
 import { createProgress } from '../train/progress.js';
@@ -37,6 +40,16 @@ export interface EvalReport extends EvalResult {
   data: string;
   /** The eval.json written, if any. */
   written: string | null;
+  stage: RunConfig['stage'];
+  /** What the bpd is over, in words: all sub-pixels, or the part an upscaling stage models. */
+  modelled: string;
+}
+
+function modelledPart(cfg: RunConfig): string {
+  const m = cfg.model;
+  if (m.stage === 'size') return `slices 1..${m.scale * m.scale - 1} given slice 0`;
+  if (m.stage === 'depth') return `the low ${m.bits} bits given the high ${m.givenBits}`;
+  return 'all sub-pixels';
 }
 
 function checkOptions(o: EvalCommandOptions): void {
@@ -102,7 +115,7 @@ export async function evalRun(target: string, o: EvalCommandOptions): Promise<Ev
       written = runFiles(target).eval;
       writeJson(written, { bpd: r.bpd, images: r.images, per_slice_bpd: r.per_slice_bpd, split: o.split, step });
     }
-    return { ...r, split: o.split, step, checkpoint, data: spec, written };
+    return { ...r, split: o.split, step, checkpoint, data: spec, written, stage: config.stage, modelled: modelledPart(config) };
   } finally {
     model.dispose();
   }
@@ -113,16 +126,56 @@ export function reportJson(r: EvalReport): Record<string, unknown> {
   return {
     bpd: r.bpd, images: r.images, per_slice_bpd: r.per_slice_bpd,
     nats: r.nats, per_slice_nats: r.per_slice_nats, dims: r.dims,
-    split: r.split, step: r.step, checkpoint: r.checkpoint, data: r.data,
+    split: r.split, step: r.step, checkpoint: r.checkpoint, data: r.data, stage: r.stage,
   };
 }
 
 export function formatReport(r: EvalReport): string {
   const lines = [
-    `${r.checkpoint} (step ${r.step}) on ${r.data} ${r.split}: ${r.bpd.toFixed(4)} bits/dim over ${r.images} images`,
+    r.stage === 'full'
+      ? `${r.checkpoint} (step ${r.step}) on ${r.data} ${r.split}: ${r.bpd.toFixed(4)} bits/dim over ${r.images} images`
+      : `${r.checkpoint} (step ${r.step}, a '${r.stage}' upscaling stage) on ${r.data} ${r.split}: ${r.bpd.toFixed(4)} bits/dim of the modelled part (${r.modelled}) over ${r.images} images`,
     `per slice: ${r.per_slice_bpd.map((b, k) => `${k}: ${b === null ? 'given' : b.toFixed(4)}`).join('  ')}`,
   ];
   if (r.written) lines.push(`wrote ${r.written}`);
+  return lines.join('\n') + '\n';
+}
+
+export interface PipelineEvalReport extends PipelineEvalResult {
+  pipeline: string;
+  split: 'test' | 'train';
+  data: string;
+}
+
+/** Evaluates a pipeline on the final images: the data of its last stage unless --data says. */
+export async function evalPipelineRun(file: string, o: EvalCommandOptions): Promise<PipelineEvalReport> {
+  checkOptions(o);
+  const log = (m: string) => o.quiet || process.stderr.write(m + '\n');
+  const p = loadPipeline(file);
+  const { set, spec } = await loadSplit(p.stages[p.stages.length - 1]!.config, o, log);
+  const n = Math.min(set.n, o.limit ?? set.n);
+  const bar = createProgress(`eval ${o.split}`, n * p.stages.length, { quiet: o.quiet });
+  try {
+    const r = await evalPipeline(p, set, {
+      limit: n, batchSize: o.batchSize, device: o.device, ema: o.ema, which: o.which,
+      onProgress: (i, done) => bar.update(i * n + done, { stage: `${i + 1}/${p.stages.length}`, images: `${done}/${n}` }),
+    });
+    return { ...r, pipeline: file, split: o.split, data: spec };
+  } finally {
+    bar.stop();
+  }
+}
+
+export function pipelineReportJson(r: PipelineEvalReport): Record<string, unknown> {
+  return { bpd: r.bpd, images: r.images, stages: r.stages, nats: r.nats, dims: r.dims, split: r.split, pipeline: r.pipeline, data: r.data };
+}
+
+export function formatPipelineReport(r: PipelineEvalReport): string {
+  const last = r.stages[r.stages.length - 1]!;
+  const lines = [`${r.pipeline} on ${r.data} ${r.split}: ${r.bpd.toFixed(4)} bits/dim of the final ${last.shape.join('×')} ${last.bits}-bit images over ${r.images} images (exact: the sum of the stages' NLLs)`];
+  r.stages.forEach((s, i) => {
+    lines.push(`  stage ${i + 1} ${s.run} (${s.stage}, ${s.shape.join('×')} ${s.bits}-bit): ${s.bpd_share.toFixed(4)} bits/dim share (${((100 * s.nats) / r.nats).toFixed(1)}%); ${s.bpd.toFixed(4)} bits/dim over its own ${s.dims} sub-pixels`);
+  });
   return lines.join('\n') + '\n';
 }
 
@@ -130,8 +183,9 @@ export function register(program: Command): void {
   program
     .command('eval')
     .description('exact test (or train) bits/dim of a trained model, with the breakdown per slice')
-    .argument('<run-dir|checkpoint>', 'run folder (its best, else latest checkpoint) or a checkpoint path')
-    .option('--data <spec>', "dataset spec (default: the run's own data)")
+    .argument('[run-dir|checkpoint]', 'run folder (its best, else latest checkpoint) or a checkpoint path')
+    .option('--pipeline <file>', "evaluate a pipeline.json's chain of stages on its final images instead of one run")
+    .option('--data <spec>', "dataset spec (default: the run's own data; --pipeline: its last stage's)")
     .option('--split <split>', 'test or train', 'test')
     .option('--limit <n>', 'evaluate the first n images only (no eval.json then)', intOpt('--limit', 1))
     .option('--batch-size <n>', 'images per forward pass', intOpt('--batch-size', 1), 64)
@@ -143,8 +197,15 @@ export function register(program: Command): void {
     .option('--no-ema', 'use the raw (non-EMA) weights')
     .option('--json', 'print {"bpd", "images", "per_slice_bpd", ...} as JSON')
     .option('--quiet', 'no progress output')
-    .action(async (target: string, opts: EvalCommandOptions) => {
-      // One mode per kind of target; a pipeline file (--pipeline) is meant to be a second one here.
+    .action(async (target: string | undefined, opts: EvalCommandOptions & { pipeline?: string }) => {
+      // One mode per kind of target: a run (or checkpoint), or a pipeline file.
+      if (opts.pipeline !== undefined && target !== undefined) throw new ArgError(`give a run folder (${target}) or --pipeline ${opts.pipeline}, not both`);
+      if (opts.pipeline !== undefined) {
+        const report = await evalPipelineRun(opts.pipeline, opts);
+        process.stdout.write(opts.json ? JSON.stringify(pipelineReportJson(report)) + '\n' : formatPipelineReport(report));
+        return;
+      }
+      if (target === undefined) throw new ArgError('spn eval needs a run folder, a checkpoint or --pipeline <file>');
       const report = await evalRun(target, opts);
       process.stdout.write(opts.json ? JSON.stringify(reportJson(report)) + '\n' : formatReport(report));
     });

@@ -9,6 +9,7 @@ import { register as registerSample } from './sample.js';
 import { register as registerTrain } from './train.js';
 import { register as registerDemo } from './demo.js';
 import { register as registerEval } from './eval.js';
+import { register as registerUpscale } from './upscale.js';
 
 const program = new Command();
 program
@@ -23,6 +24,7 @@ registerSample(program);
 registerTrain(program);
 registerDemo(program);
 registerEval(program);
+registerUpscale(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,8 +1,13 @@
 // `spn sample <run-dir>`: draws images from a trained SPN and writes a PNG grid (and, with
 // --frames, one frame per slice plus an animated GIF of the subscale order filling in).
+// `spn sample --pipeline p.json` samples through a chain of upscaling stages (spn/pipeline.ts).
+import * as path from 'node:path';
 import type { Command } from 'commander';
 import { ArgError } from '../errors.js';
+import { writeFileAtomic } from '../fsutil.js';
 import { recordSliceFrames, writeSampleOutputs } from '../spn/frames.js';
+import { gridPng } from '../spn/images.js';
+import { loadPipeline, samplePipeline } from '../spn/pipeline.js';
 import { sample } from '../spn/sample.js';
 import type { SPN } from '../spn/model.js';
 import * as torch from '../torch/index.js';
@@ -32,7 +37,7 @@ export async function sampleRun(target: string, o: SampleCommandOptions): Promis
   const { model, config } = await loadModel(target, { ema: o.ema, device: o.device });
   try {
     if (config.stage !== 'full') {
-      throw new ArgError(`${target} is a '${config.stage}' upscaling stage: it samples given ${config.stage === 'size' ? 'slice 0 from a base model' : 'the high bits from a base model'}, not on its own`);
+      throw new ArgError(`${target} is a '${config.stage}' upscaling stage: it samples given ${config.stage === 'size' ? 'slice 0 from a base model' : 'the high bits from a base model'}, not on its own (use \`spn upscale\` or \`spn sample --pipeline\`)`);
     }
     return drawAndWrite(model, o);
   } finally {
@@ -73,22 +78,62 @@ function drawAndWrite(model: SPN, o: SampleCommandOptions): string[] {
   }
 }
 
+/** Samples through a pipeline: the final images' grid, and with --frames each stage's grid. */
+export async function samplePipelineRun(file: string, o: SampleCommandOptions): Promise<string[]> {
+  if (o.device !== 'cpu' && !o.device.startsWith('cuda')) throw new ArgError(`--device ${o.device}: expected cpu or cuda`);
+  if (o.threads !== undefined) torch.setNumThreads(o.threads);
+  const p = loadPipeline(file);
+  const seed = o.seed ?? Math.floor(Math.random() * 2 ** 31);
+  const progress = createProgress(`sampling ${o.n}`, p.stages.length, { quiet: o.quiet });
+  const started = performance.now();
+  let r: Awaited<ReturnType<typeof samplePipeline>>;
+  try {
+    r = await samplePipeline(p, {
+      n: o.n, seed, temperature: o.temperature, device: o.device, ema: o.ema,
+      onProgress: (i) => progress.update(i.stage + (i.slice * i.pixels + i.pixel) / (i.slices * i.pixels), { stage: `${i.stage + 1}/${i.stages}`, slice: `${i.slice + 1}/${i.slices}` }),
+    });
+  } finally {
+    progress.stop();
+  }
+  try {
+    writeFileAtomic(o.out, gridPng(r.images, { bits: r.bits }));
+    const files = [o.out];
+    r.stages.forEach((s, i) => {
+      if (o.frames === undefined) return;
+      const f = path.join(o.frames, `stage-${i + 1}.png`);
+      writeFileAtomic(f, gridPng(s.images, { bits: s.bits }));
+      files.push(f);
+    });
+    if (!o.quiet) {
+      process.stderr.write(`${o.n} images through ${p.stages.length} stages in ${formatDuration((performance.now() - started) / 1000)}, seed ${seed}, temperature ${o.temperature}\n`);
+      for (const f of files) process.stdout.write(`${f}\n`);
+    }
+    return files;
+  } finally {
+    torch.dispose(r);
+  }
+}
+
 export function register(program: Command): void {
   program
     .command('sample')
     .description('draw images from a trained model (a run folder or a checkpoint) and write a PNG grid')
-    .argument('<run-dir>', 'run folder (its best, else latest checkpoint) or a checkpoint path')
+    .argument('[run-dir]', 'run folder (its best, else latest checkpoint) or a checkpoint path')
+    .option('--pipeline <file>', 'sample through the stages of a pipeline.json instead of one run')
     .option('--n <count>', 'images to draw (one batch)', intOpt('--n', 1), 16)
     .option('--out <file>', 'PNG grid to write', 'samples.png')
     .option('--temperature <t>', 'divide the logits by t (< 1: sharper, > 1: more diverse)', numOpt('--temperature'), 1)
     .option('--seed <n>', 'random seed (default: a random one, printed)', intOpt('--seed'))
-    .option('--frames <dir>', 'also write frame-NNN.png after each slice and animation.gif')
+    .option('--frames <dir>', 'also write frame-NNN.png after each slice and animation.gif (--pipeline: stage-N.png per stage)')
     .option('--device <d>', 'cpu or cuda', 'cpu')
     .option('--threads <n>', 'libtorch CPU threads (default: libtorch\'s choice; 1 is often fastest on a busy machine)', intOpt('--threads', 1))
     .option('--ema', 'use the EMA weights', true)
     .option('--no-ema', 'use the raw (non-EMA) weights')
     .option('--quiet', 'no progress output')
-    .action(async (target: string, opts: SampleCommandOptions) => {
-      await sampleRun(target, opts);
+    .action(async (target: string | undefined, opts: SampleCommandOptions & { pipeline?: string }) => {
+      if (opts.pipeline !== undefined && target !== undefined) throw new ArgError(`give a run folder (${target}) or --pipeline ${opts.pipeline}, not both`);
+      if (opts.pipeline !== undefined) await samplePipelineRun(opts.pipeline, opts);
+      else if (target === undefined) throw new ArgError('spn sample needs a run folder or --pipeline <file>');
+      else await sampleRun(target, opts);
     });
 }
