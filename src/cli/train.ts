@@ -1,7 +1,17 @@
 // `spn train`: trains an SPN (or an upscaling stage) and writes a run folder.
 import type { Command } from 'commander';
 import { train } from '../train/trainer.js';
+import { ArgError } from '../errors.js';
 import { intOpt, numOpt } from './options.js';
+
+/** --set key=value, repeatable; numbers and booleans are parsed, the rest stays a string. */
+function collectSet(pair: string, acc: Record<string, number | string | boolean>): Record<string, number | string | boolean> {
+  const eq = pair.indexOf('=');
+  if (eq < 1) throw new ArgError(`--set ${pair}: expected key=value, e.g. model.dim=96`);
+  const raw = pair.slice(eq + 1);
+  const value = raw === 'true' ? true : raw === 'false' ? false : raw !== '' && Number.isFinite(Number(raw)) ? Number(raw) : raw;
+  return { ...acc, [pair.slice(0, eq)]: value };
+}
 
 export function register(program: Command): void {
   program
@@ -23,13 +33,14 @@ export function register(program: Command): void {
     .option('--size <N>', 'resize the dataset to N×N', intOpt('--size'))
     .option('--batch-size <n>', "override the preset's batch size", intOpt('--batch-size'))
     .option('--lr <x>', "override the preset's learning rate", numOpt('--lr'))
+    .option('--set <key=value>', 'override a preset setting, e.g. model.dim=96 or train.emaDecay=0.999 (repeatable)', collectSet, {})
     .option('--quiet', 'no progress output')
     .action(async (opts) => {
-      if (!['full', 'size', 'depth'].includes(opts.stage)) throw new (await import('../errors.js')).ArgError(`--stage ${opts.stage}: expected full, size or depth`);
+      if (!['full', 'size', 'depth'].includes(opts.stage)) throw new ArgError(`--stage ${opts.stage}: expected full, size or depth`);
       await train({
         data: opts.data, preset: opts.preset, out: opts.out, minutes: opts.minutes, steps: opts.steps, seed: opts.seed,
         device: opts.device, resume: !!opts.resume, stage: opts.stage, bits: opts.bits, givenBits: opts.givenBits,
-        scale: opts.scale, subsample: opts.subsample, size: opts.size, batchSize: opts.batchSize, lr: opts.lr, quiet: !!opts.quiet,
+        scale: opts.scale, subsample: opts.subsample, size: opts.size, batchSize: opts.batchSize, lr: opts.lr, set: opts.set, quiet: !!opts.quiet,
       });
     });
 }

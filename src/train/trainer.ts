@@ -37,6 +37,8 @@ export interface TrainOptions {
   size?: number; // dataset --size
   batchSize?: number;
   lr?: number;
+  /** Overrides of the preset, e.g. {'model.dim': 96, 'train.emaDecay': 0.999}; validated like the preset. */
+  set?: Record<string, number | string | boolean>;
   cacheDir?: string;
   quiet?: boolean;
   /** Test hook: stop (as Ctrl-C would) once this step is reached. */
@@ -62,8 +64,14 @@ function resolveConfig(o: TrainOptions, shape: { h: number; w: number; c: number
   const stage = o.stage ?? 'full';
   const givenBits = stage === 'depth' ? (o.givenBits ?? 3) : 0;
   const bits = stage === 'depth' ? 8 - givenBits : (o.bits ?? preset.model.bits);
+  const overrides = (section: 'model' | 'train') =>
+    Object.fromEntries(Object.entries(o.set ?? {}).filter(([k]) => k.startsWith(`${section}.`)).map(([k, v]) => [k.slice(section.length + 1), v]));
+  for (const k of Object.keys(o.set ?? {})) {
+    if (!k.startsWith('model.') && !k.startsWith('train.')) throw new ArgError(`--set ${k}: expected model.<key> or train.<key>`);
+  }
   const model = parseModelConfig({
     ...preset.model,
+    ...overrides('model'),
     height: shape.h,
     width: shape.w,
     channels: shape.c,
@@ -74,6 +82,7 @@ function resolveConfig(o: TrainOptions, shape: { h: number; w: number; c: number
   });
   const train = parseTrainConfig({
     ...preset.train,
+    ...overrides('train'),
     ...(o.batchSize ? { batchSize: o.batchSize } : {}),
     ...(o.lr ? { lr: o.lr } : {}),
   });
