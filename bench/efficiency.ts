@@ -21,16 +21,15 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ArgError } from '../src/errors.js';
-import { writeFileAtomic } from '../src/fsutil.js';
 import * as torch from '../src/torch/index.js';
 import { AdamW, clipGradNorm } from '../src/torch/optim/index.js';
 import { parseModelConfig, type ModelConfig } from '../src/spn/config.js';
 import { SPN } from '../src/spn/model.js';
 import { RasterTransformer, baselineAttentionBytes, baselineForwardMacs, type BaselineConfig } from './baseline.js';
-import { describeMachine, describeTorch, median, type MachineInfo } from './machine.js';
+import { emitReport, median, reportHeader, runIfMain, type ReportHeader } from './machine.js';
 import { spnForwardMacs, trainFlops } from './throughput.js';
 
 /** One measured configuration. */
@@ -85,15 +84,7 @@ export interface Comparison {
   memory_estimated: number | null;
 }
 
-export interface EfficiencyReport {
-  benchmark: 'efficiency';
-  machine: MachineInfo;
-  libtorch: string;
-  threads: number;
-  device: string;
-  date: string;
-  command: string;
-  quick: boolean;
+export interface EfficiencyReport extends ReportHeader<'efficiency'> {
   isolated: boolean; // one child process per configuration
   max_bytes: number;
   compared: string;
@@ -389,16 +380,8 @@ export function runEfficiencyBench(opts: EfficiencyOptions = {}): EfficiencyRepo
     }
     entries.push(...results);
   }
-  const lt = describeTorch();
   return {
-    benchmark: 'efficiency',
-    machine: describeMachine(),
-    libtorch: lt.version,
-    threads: lt.threads,
-    device,
-    date: new Date().toISOString(),
-    command: process.argv.slice(1).join(' '),
-    quick,
+    ...reportHeader('efficiency', device, quick),
     isolated: isolate,
     max_bytes: maxBytes,
     compared:
@@ -438,16 +421,7 @@ function main(): void {
     ...(maxGB !== undefined ? { maxGB } : {}),
     log: (line) => process.stderr.write(line + '\n'),
   });
-  const json = JSON.stringify(report, null, 2) + '\n';
-  process.stdout.write(json);
-  if (values.json) writeFileAtomic(values.json, json);
+  emitReport(report, values.json);
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  try {
-    main();
-  } catch (err) {
-    process.stderr.write(`bench/efficiency: ${(err as Error).message}\n`);
-    process.exit(2);
-  }
-}
+runIfMain(import.meta.url, 'bench/efficiency', main);

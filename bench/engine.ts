@@ -4,13 +4,11 @@
 //
 //   node dist/bench/engine.js [--json out.json] [--device cpu|cuda] [--quick]
 import { performance } from 'node:perf_hooks';
-import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ArgError } from '../src/errors.js';
-import { writeFileAtomic } from '../src/fsutil.js';
 import * as torch from '../src/torch/index.js';
 import type { DType, Tensor } from '../src/torch/index.js';
-import { describeMachine, describeTorch, median, type MachineInfo } from './machine.js';
+import { emitReport, median, reportHeader, runIfMain, type ReportHeader } from './machine.js';
 
 export interface MatmulResult { n: number; dtype: DType; device: string; ms: number; gflops: number; reps: number; itersPerRep: number }
 export interface BlockResult {
@@ -22,16 +20,8 @@ export interface BlockResult {
   /** ts_ms / cpp_ms - 1: the binding's cost as a fraction of the C++ time. */
   overhead: number;
 }
-export interface EngineReport {
-  benchmark: 'engine';
-  machine: MachineInfo;
-  libtorch: string;
+export interface EngineReport extends ReportHeader<'engine'> {
   blas: string;
-  threads: number;
-  device: string;
-  date: string;
-  command: string;
-  quick: boolean;
   matmul: MatmulResult[];
   block: BlockResult;
 }
@@ -130,7 +120,6 @@ export function runEngineBench(opts: EngineOptions = {}): EngineReport {
   const log = opts.log ?? (() => {});
   if (device !== 'cpu' && device !== 'cuda') throw new ArgError(`--device ${String(device)}: expected cpu or cuda`);
   if (device === 'cuda' && !torch.cuda.isAvailable()) throw new ArgError('--device cuda: libtorch sees no CUDA device (see `spn info`)');
-  const lt = describeTorch();
   const sizes = quick ? [32, 64] : [256, 512, 1024, 2048];
   const dtypes: DType[] = device === 'cuda' ? ['float32', 'bfloat16'] : ['float32'];
   const matmul: MatmulResult[] = [];
@@ -144,15 +133,7 @@ export function runEngineBench(opts: EngineOptions = {}): EngineReport {
   const block = benchBlock(device, quick);
   log(`block B=${block.batch} T=${block.seq} D=${block.width} H=${block.heads}: TypeScript ${block.ts_ms.toFixed(2)} ms, C++ ${block.cpp_ms.toFixed(2)} ms, overhead ${(block.overhead * 100).toFixed(1)}%`);
   return {
-    benchmark: 'engine',
-    machine: describeMachine(),
-    libtorch: lt.version,
-    blas: lt.blas,
-    threads: lt.threads,
-    device,
-    date: new Date().toISOString(),
-    command: process.argv.slice(1).join(' '),
-    quick,
+    ...reportHeader('engine', device, quick, { blas: true }),
     matmul,
     block,
   };
@@ -169,16 +150,7 @@ function main(): void {
     quick: values.quick,
     log: (line) => process.stderr.write(line + '\n'),
   });
-  const json = JSON.stringify(report, null, 2) + '\n';
-  process.stdout.write(json);
-  if (values.json) writeFileAtomic(values.json, json);
+  emitReport(report, values.json);
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  try {
-    main();
-  } catch (err) {
-    process.stderr.write(`bench/engine: ${(err as Error).message}\n`);
-    process.exit(2);
-  }
-}
+runIfMain(import.meta.url, 'bench/engine', main);

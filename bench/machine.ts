@@ -1,6 +1,9 @@
-// What a benchmark ran on: CPU, memory, GPU and the libtorch build, recorded in every result.
+// What a benchmark ran on: CPU, memory, GPU and the libtorch build, recorded in every result;
+// and the parts every benchmark script shares: the report header and the command-line tail.
 import { execFileSync } from 'node:child_process';
 import * as os from 'node:os';
+import { pathToFileURL } from 'node:url';
+import { writeFileAtomic } from '../src/fsutil.js';
 import { native } from '../src/torch/binding.js';
 
 export interface MachineInfo {
@@ -49,6 +52,66 @@ export function describeTorch(): TorchBuildInfo {
     cuda: i.cuda,
     cudaDevices: i.cudaDevices,
   };
+}
+
+/** The fields every benchmark report starts with; BENCHMARKS.md prints them as the setup. */
+export interface ReportHeader<B extends string> {
+  benchmark: B;
+  machine: MachineInfo;
+  libtorch: string;
+  threads: number;
+  device: string;
+  date: string;
+  /** How the benchmark was started (node's arguments after the executable). */
+  command: string;
+  quick: boolean;
+}
+
+/**
+ * The header of a report made now on this machine. With `{ blas: true }` it also names the BLAS
+ * libtorch was built with (the matmul-bound benchmarks: engine and throughput), right after
+ * `libtorch`, so field order matches the reports written before this helper existed.
+ */
+export function reportHeader<B extends string>(benchmark: B, device: string, quick: boolean): ReportHeader<B>;
+export function reportHeader<B extends string>(benchmark: B, device: string, quick: boolean, o: { blas: true }): ReportHeader<B> & { blas: string };
+export function reportHeader<B extends string>(benchmark: B, device: string, quick: boolean, o: { blas?: boolean } = {}): ReportHeader<B> & { blas?: string } {
+  const lt = describeTorch();
+  return {
+    benchmark,
+    machine: describeMachine(),
+    libtorch: lt.version,
+    ...(o.blas ? { blas: lt.blas } : {}),
+    threads: lt.threads,
+    device,
+    date: new Date().toISOString(),
+    command: process.argv.slice(1).join(' '),
+    quick,
+  };
+}
+
+/** The command-line tail of every benchmark: the report as JSON on stdout, and in `jsonPath` when given. */
+export function emitReport(report: object, jsonPath?: string): void {
+  const json = JSON.stringify(report, null, 2) + '\n';
+  process.stdout.write(json);
+  if (jsonPath) writeFileAtomic(jsonPath, json);
+}
+
+/**
+ * Runs `main` when the module at `importMetaUrl` is the script node was started with (not when a
+ * test or bench/run.ts imports it). A failure prints `name: message` and exits with status 2.
+ */
+export function runIfMain(importMetaUrl: string, name: string, main: () => void | Promise<void>): void {
+  if (!process.argv[1] || importMetaUrl !== pathToFileURL(process.argv[1]).href) return;
+  const fail = (err: unknown): never => {
+    process.stderr.write(`${name}: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(2);
+  };
+  try {
+    const done = main();
+    if (done) done.catch(fail);
+  } catch (err) {
+    fail(err);
+  }
 }
 
 /** Median of a non-empty list. */

@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
 import { writeFileAtomic } from '../src/fsutil.js';
-import type { MachineInfo } from './machine.js';
+import type { ReportHeader } from './machine.js';
 import type { EngineReport } from './engine.js';
 import type { EfficiencyReport, Measurement } from './efficiency.js';
 import type { ThroughputReport } from './throughput.js';
@@ -18,8 +18,7 @@ export type BenchmarkName = (typeof BENCHMARK_NAMES)[number];
 export interface NotRun { benchmark: BenchmarkName; status: 'failed' | 'not available'; reason: string; date: string; command: string }
 
 /** The parts of bench/sampling.ts's report this page shows. */
-interface SamplingEntry {
-  machine: MachineInfo; libtorch: string; threads: number; device: string; date: string; command: string; quick: boolean;
+interface SamplingEntry extends Setup {
   preset: string; batch: number; parameters: number; custom_model?: boolean;
   cached: { images_per_s: number; seconds: number }; naive: { images_per_s: number }; naive_extrapolated_from_pixels: number; speedup: number;
 }
@@ -125,7 +124,8 @@ const mib = (b: number | null | undefined): string => (b === null || b === undef
 const int = (x: number): string => Math.round(x).toLocaleString('en-US');
 const ratio = (x: number | null): string => (x === null ? '–' : `${x.toFixed(2)}×`);
 
-interface Setup { machine: MachineInfo; libtorch: string; threads: number; device: string; date: string; command: string; quick: boolean; blas?: string }
+/** The header fields a section prints as its setup (see reportHeader in bench/machine.ts). */
+type Setup = Omit<ReportHeader<string>, 'benchmark'> & { blas?: string };
 
 function setupLines(r: Setup): string {
   const m = r.machine;

@@ -9,13 +9,13 @@
 // `--only report` regenerates BENCHMARKS.md without running anything.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ArgError } from '../src/errors.js';
 import { writeFileAtomic } from '../src/fsutil.js';
 import * as torch from '../src/torch/index.js';
 import { runEngineBench } from './engine.js';
 import { runEfficiencyBench } from './efficiency.js';
+import { runIfMain } from './machine.js';
 import { runThroughputBench } from './throughput.js';
 import { BENCHMARK_NAMES, plotBpdRun, writeBenchmarksMd, type BenchmarkName, type NotRun, type SamplingResults } from './report.js';
 
@@ -143,9 +143,4 @@ async function main(): Promise<void> {
   });
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  main().catch((err: unknown) => {
-    process.stderr.write(`bench: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exit(2);
-  });
-}
+runIfMain(import.meta.url, 'bench', main);

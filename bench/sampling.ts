@@ -11,15 +11,13 @@
 // Per-pixel decoding runs many small ops, so on a shared or busy CPU one libtorch thread is
 // often faster than several (oversubscription); --threads makes that choice explicit.
 import { performance } from 'node:perf_hooks';
-import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ArgError } from '../src/errors.js';
-import { writeFileAtomic } from '../src/fsutil.js';
 import * as torch from '../src/torch/index.js';
 import { getPreset, parseModelConfig, type ModelConfig } from '../src/spn/config.js';
 import { SPN } from '../src/spn/model.js';
 import { sample, sampleNaive } from '../src/spn/sample.js';
-import { describeMachine, describeTorch, type MachineInfo } from './machine.js';
+import { emitReport, reportHeader, runIfMain, type ReportHeader } from './machine.js';
 
 export interface SamplingOptions {
   preset: 'fmnist-cpu' | 'cifar-cpu';
@@ -39,15 +37,7 @@ export interface SamplerResult {
   ms_per_pixel: number; // per pixel of the batch (all channels)
 }
 
-export interface SamplingReport {
-  benchmark: 'sampling';
-  machine: MachineInfo;
-  libtorch: string;
-  threads: number;
-  device: string;
-  date: string;
-  command: string;
-  quick: boolean;
+export interface SamplingReport extends ReportHeader<'sampling'> {
   preset: string;
   model: ModelConfig;
   custom_model: boolean;
@@ -109,16 +99,8 @@ export function benchSampling(o: SamplingOptions): SamplingReport {
     const naive: SamplerResult = { seconds: naiveS, images_per_s: n / (perPixel * H * W), ms_per_pixel: 1000 * perPixel };
     log(`naive: ${naivePixels} pixels in ${naiveS.toFixed(2)} s, extrapolated ${naive.images_per_s.toFixed(4)} images/s`);
 
-    const lt = describeTorch();
     return {
-      benchmark: 'sampling',
-      machine: describeMachine(),
-      libtorch: lt.version,
-      threads: lt.threads,
-      device,
-      date: new Date().toISOString(),
-      command: process.argv.slice(1).join(' '),
-      quick,
+      ...reportHeader('sampling', device, quick),
       preset: o.preset,
       model: cfg,
       custom_model: o.model !== undefined,
@@ -158,14 +140,7 @@ async function main(): Promise<void> {
     threads: values.threads === undefined ? undefined : Number(values.threads),
     log: (line) => process.stderr.write(`${line}\n`),
   });
-  const json = JSON.stringify(report, null, 2) + '\n';
-  process.stdout.write(json);
-  if (values.json) writeFileAtomic(values.json, json);
+  emitReport(report, values.json);
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  main().catch((err: unknown) => {
-    process.stderr.write(`sampling bench: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exit(2);
-  });
-}
+runIfMain(import.meta.url, 'bench/sampling', main);

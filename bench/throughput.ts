@@ -6,15 +6,13 @@
 //
 // CPU presets run on cpu; the GPU presets only with --device cuda.
 import { performance } from 'node:perf_hooks';
-import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ArgError } from '../src/errors.js';
-import { writeFileAtomic } from '../src/fsutil.js';
 import * as torch from '../src/torch/index.js';
 import { AdamW, EMA, clipGradNorm } from '../src/torch/optim/index.js';
 import { getPreset, parseModelConfig, type ModelConfig } from '../src/spn/config.js';
 import { SPN } from '../src/spn/model.js';
-import { describeMachine, describeTorch, median, type MachineInfo } from './machine.js';
+import { emitReport, median, reportHeader, runIfMain, type ReportHeader } from './machine.js';
 
 export const CPU_PRESETS = ['fmnist-cpu', 'cifar-cpu'] as const;
 export const GPU_PRESETS = ['imagenet32-gpu', 'imagenet64-gpu', 'celebahq256-gpu'] as const;
@@ -98,16 +96,8 @@ export interface PresetThroughput {
   share_of_peak: number;
 }
 
-export interface ThroughputReport {
-  benchmark: 'throughput';
-  machine: MachineInfo;
-  libtorch: string;
+export interface ThroughputReport extends ReportHeader<'throughput'> {
   blas: string;
-  threads: number;
-  device: string;
-  date: string;
-  command: string;
-  quick: boolean;
   /** Square float32 matmul at the size below: the machine's reference FLOP/s. */
   peak: MatmulPeak;
   flops_formula: string;
@@ -222,17 +212,8 @@ export function runThroughputBench(opts: ThroughputOptions = {}): ThroughputRepo
       model.dispose();
     }
   }
-  const lt = describeTorch();
   return {
-    benchmark: 'throughput',
-    machine: describeMachine(),
-    libtorch: lt.version,
-    blas: lt.blas,
-    threads: lt.threads,
-    device,
-    date: new Date().toISOString(),
-    command: process.argv.slice(1).join(' '),
-    quick,
+    ...reportHeader('throughput', device, quick, { blas: true }),
     peak,
     flops_formula: 'training FLOPs/step = 6 × batch × forward MACs per image-slice (convs with all k² taps, full T×T attention, linears, channel head; see spnForwardMacs in bench/throughput.ts)',
     presets: results,
@@ -256,16 +237,7 @@ function main(): void {
     ...(values.preset ? { presets: values.preset } : {}),
     log: (line) => process.stderr.write(line + '\n'),
   });
-  const json = JSON.stringify(report, null, 2) + '\n';
-  process.stdout.write(json);
-  if (values.json) writeFileAtomic(values.json, json);
+  emitReport(report, values.json);
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  try {
-    main();
-  } catch (err) {
-    process.stderr.write(`bench/throughput: ${(err as Error).message}\n`);
-    process.exit(2);
-  }
-}
+runIfMain(import.meta.url, 'bench/throughput', main);
