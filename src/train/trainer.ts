@@ -19,6 +19,9 @@ import { createProgress, formatDuration } from './progress.js';
 import { appendMetric, dropMetricsAfter, readRunConfig, runFiles, writeJson, type RunConfig, type RunStatus } from './run.js';
 import { checkpointName, listCheckpoints, pick, pruneCheckpoints, readCheckpoint, saveCheckpoint, type CheckpointMeta } from './checkpoint.js';
 import { sliceRange, subsampleSet, toBatch } from './stage.js';
+import { sample } from '../spn/sample.js';
+import { gridPng } from '../spn/images.js';
+import { writeFileAtomic } from '../fsutil.js';
 
 export interface TrainOptions {
   data: string;
@@ -235,12 +238,42 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     return r.bpd;
   };
 
+  /**
+   * A grid of samples from the EMA weights into samples/ (latest.png and one per step), for the
+   * dashboard. Upscaling stages take the first test images' slice 0 or high bits as given.
+   * The RNG state is restored afterwards, so sampling does not change the training trajectory.
+   */
+  const writeSamples = () => {
+    const rng = torch.getRngState();
+    try {
+      torch.tidy(() => ema.withShadow(() => {
+        const n = Math.min(16, evalSet.n);
+        const test = mc.stage === 'full' ? null : toBatch(evalSet.data.subarray(0, n * mc.height * mc.width * mc.channels), n, mc, cfg.device);
+        const values = sample(model, {
+          n, seed: cfg.seed + step,
+          ...(mc.stage === 'size' && test ? { init: test.x } : {}),
+          ...(mc.stage === 'depth' && test?.given ? { given: test.given } : {}),
+        });
+        // A depth stage samples low bits: show the whole value, high bits included.
+        const png = mc.stage === 'depth' && test?.given
+          ? gridPng(test.given.mul(2 ** mc.bits).add(values), { bits: 8 })
+          : gridPng(values, { bits: mc.bits });
+        writeFileAtomic(path.join(files.samples, 'latest.png'), png);
+        writeFileAtomic(path.join(files.samples, `${checkpointName(step)}.png`), png);
+      }));
+    } finally {
+      torch.setRngState(rng);
+      rng.dispose();
+    }
+  };
+
   // --- the loop ----------------------------------------------------------------------------------
   const bar = createProgress(cfg.name, totalSteps ?? 1000, { quiet: o.quiet });
   etaS();
   status('running');
   let lastEval = elapsed();
   let lastCkpt = elapsed();
+  let lastSample = elapsed();
   // A resumed run continues the window it stopped in, so its next train record matches.
   let lossSum = lossWindow.sum;
   let lossCount = lossWindow.count;
@@ -303,6 +336,10 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         runEval();
         lastEval = elapsed();
       }
+      if (elapsed() - lastSample >= tc.sampleEverySec) {
+        writeSamples();
+        lastSample = elapsed();
+      }
       if (elapsed() - lastCkpt >= tc.checkpointEverySec) {
         checkpoint();
         lastCkpt = elapsed();
@@ -325,6 +362,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   }
   if (state === 'done') runEval();
   checkpoint();
+  if (state === 'done') writeSamples();
   status(state);
   log(`${state}: step ${step}, ${formatDuration(elapsed())}, test bpd ${lastTestBpd === null ? '-' : (lastTestBpd as number).toFixed(4)} (best ${bestTestBpd === null ? '-' : (bestTestBpd as number).toFixed(4)}) -> ${dir}`);
   model.dispose();
