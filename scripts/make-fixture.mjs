@@ -1,5 +1,13 @@
-// Writes test/fixtures/run-fixture/: a small, deterministic run folder (config, status, metrics,
-// eval, sample grid, slice-by-slice frames and their GIF) for the dashboard tests.
+// Writes test/fixtures/run-fixture/: a small, deterministic run folder for the dashboard tests, in
+// exactly the formats the real tools write (docs/run-folder.md):
+//   config.json, status.json, metrics.jsonl   as `spn train` writes them (src/train/run.ts, trainer.ts),
+//                                             here a Fashion-MNIST 28×28×1 run with S=4 (16 slices),
+//                                             halfway through 2000 steps
+//   eval.json                                 as `spn eval` writes it (src/cli/eval.ts)
+//   samples/latest.png, samples/step-*.png    the trainer's grids of 16 samples (src/spn/images.ts gridRgb)
+//   samples/frames/frame-000..015.png,
+//   samples/frames/animation.gif              as `spn sample --frames` writes them (src/spn/frames.ts),
+//                                             for 4 images to keep the fixture small
 // Run: node scripts/make-fixture.mjs   (the output is committed; rerun only to change it)
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -11,109 +19,177 @@ const { GIFEncoder, quantize, applyPalette } = gifenc;
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 const out = path.join(root, 'test', 'fixtures', 'run-fixture');
 
-// A tiny LCG so the noise in the curves is the same on every run of this script.
+// A tiny LCG so the noise in the curves and images is the same on every run of this script.
 let seed = 12345;
 const rand = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
 
+// ---- config.json: RunConfig (src/train/run.ts), the fmnist-cpu preset with --set model.scale=4 ----
+const H = 28, W = 28, C = 1, S = 4;
 const created = '2025-01-15T10:00:00.000Z';
 const config = {
   name: 'run-fixture',
-  preset: 'celeba32-small',
-  data: { dataset: 'celeba', size: 32, bits: 8, split: 'train' },
-  seed: 1,
+  preset: 'fmnist-cpu',
+  data: 'fashion-mnist',
+  dataBits: 8,
+  subsample: 1,
+  size: null,
+  seed: 0,
   device: 'cpu',
-  model: { image_size: 32, channels: 3, subscale: 2, embed_dim: 64, conditioning_layers: 2, decoder_layers: 2, heads: 4, mixture: 10 },
-  train: { batch_size: 16, lr: 3e-4, warmup_steps: 100, total_steps: 2000, eval_every: 200, checkpoint_every: 500, ema: 0.9995 },
   stage: 'full',
+  model: {
+    height: H, width: W, channels: C, bits: 8, scale: S, dim: 64, heads: 4, condLayers: 2, decLayers: 3,
+    kernel: 3, mlpRatio: 4, dropout: 0, stage: 'full', givenBits: 0,
+  },
+  train: {
+    batchSize: 16, lr: 0.003, minLr: 0, warmupSteps: 100, weightDecay: 0.01, gradClip: 1, emaDecay: 0.995,
+    slicesPerImage: 1, evalEverySec: 40, evalImages: 400, checkpointEverySec: 300, sampleEverySec: 60,
+  },
+  minutes: null,
+  steps: 2000,
   created,
 };
 
-// 50 train lines (every 20 steps) and 5 test lines (every 200 steps), up to step 1000.
+// ---- metrics.jsonl: the trainer's records (src/train/trainer.ts), a train line every 10 steps ----
+// About 0.2 s a step, so the 40 s eval interval falls every 200 steps. One step supervises batch × one slice = 16 × 7·7 sub-pixels.
+const { batchSize, lr: peakLr, minLr, warmupSteps } = config.train;
+const totalSteps = config.steps;
+const subpixelsPerStep = batchSize * (H / S) * (W / S) * C;
+/** The trainer's schedule with a step budget (lrAt, cosine): linear warmup, then cosine to minLr. */
+const lrAt = (step) => step < warmupSteps
+  ? (peakLr * (step + 1)) / warmupSteps
+  : minLr + 0.5 * (1 + Math.cos((Math.PI * (step - warmupSteps)) / (totalSteps - warmupSteps))) * (peakLr - minLr);
 const lines = [];
-for (let i = 1; i <= 50; i++) {
-  const step = i * 20;
-  const time_s = +(step * 0.85).toFixed(2);
-  const loss_bpd = +(3.2 + 2.3 * Math.exp(-step / 250) + (rand() - 0.5) * 0.15).toFixed(4);
-  const subpixels_per_s = Math.round(48000 + (rand() - 0.5) * 4000 + (i < 3 ? -20000 : 0));
-  const lr = +(3e-4 * Math.min(1, step / 100)).toExponential(3);
-  lines.push({ kind: 'train', step, time_s, loss_bpd, subpixels_per_s, lr });
+let time = 0;
+for (let step = 10; step <= 1000; step += 10) {
+  const dt = 10 * (0.2 + (rand() - 0.5) * 0.04) + (step <= 20 ? 1.5 : 0); // the first steps pay for warm-up
+  time += dt;
+  const loss_bpd = +(3.25 + 4.4 * Math.exp(-step / 60) + 0.5 * Math.exp(-step / 400) + (rand() - 0.5) * 0.12).toFixed(5);
+  const subpixels_per_s = Math.round((10 * subpixelsPerStep) / dt);
+  lines.push({ kind: 'train', step, time_s: +time.toFixed(1), loss_bpd, subpixels_per_s, lr: +lrAt(step - 1).toExponential(4) }); // the rate the last step used
   if (step % 200 === 0) {
-    const bpd = +(3.35 + 2.0 * Math.exp(-step / 260) + (rand() - 0.5) * 0.04).toFixed(4);
-    lines.push({ kind: 'test', step, time_s: time_s + 3, bpd, images: 512 });
+    time += 2.5 + rand(); // the test pass over evalImages images
+    const bpd = +(3.36 + 0.9 * Math.exp(-step / 220) + (rand() - 0.5) * 0.02).toFixed(5);
+    lines.push({ kind: 'test', step, time_s: +time.toFixed(1), bpd, images: config.train.evalImages });
   }
 }
 
+// ---- status.json: RunStatus ----
+const elapsed = Math.round(time + 0.4);
 const status = {
   state: 'running',
   step: 1000,
-  total_steps: 2000,
-  elapsed_s: 853,
-  eta_s: 850,
-  updated: '2025-01-15T10:14:13.000Z',
+  total_steps: totalSteps,
+  elapsed_s: elapsed,
+  eta_s: Math.round(elapsed * ((totalSteps - 1000) / 1000)),
+  updated: new Date(Date.parse(created) + elapsed * 1000).toISOString(),
 };
 
-const evalJson = { bpd: 3.4021, images: 512, per_slice_bpd: [3.71, 3.38, 3.31, 3.22], split: 'test', step: 1000 };
+// ---- eval.json: `spn eval` on the full test split (bpd is the mean over the 16 equal slices) ----
+// Slice 0 has no context and is the hardest; later slices see more of the image.
+const perSlice = Array.from({ length: S * S }, (_, k) => +(3.17 + 1.6 * Math.exp(-k / 1.5) + (rand() - 0.5) * 0.03).toFixed(5));
+const meanBpd = perSlice.reduce((a, b) => a + b, 0) / perSlice.length;
+const evalJson = { bpd: +meanBpd.toFixed(5), images: 10000, per_slice_bpd: perSlice, split: 'test', step: 1000 };
 
-/** A smooth colourful 32x32 "sample" picked by index k; returns RGBA at (x, y). */
-function samplePixel(k, x, y) {
-  const a = (k * 0.7) % (2 * Math.PI);
-  const u = x / 31, v = y / 31;
-  const r = 128 + 110 * Math.sin(3 * u + a + 2 * v * Math.cos(a));
-  const g = 128 + 110 * Math.sin(4 * v - a + u);
-  const b = 128 + 110 * Math.cos(2 * (u + v) + 2 * a);
-  return [r | 0, g | 0, b | 0, 255];
-}
-
-function writePng(file, width, height, pixel) {
-  const png = new PNG({ width, height });
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      const [r, g, b, a] = pixel(x, y);
-      const i = (y * width + x) * 4;
-      png.data[i] = r; png.data[i + 1] = g; png.data[i + 2] = b; png.data[i + 3] = a;
+// ---- sample images: Fashion-MNIST-like grayscale 28×28 silhouettes, 8-bit values ----
+const SHAPES = [
+  (u, v) => Math.abs(u) < 0.32 + (v < -0.35 ? 0.3 : 0) && v > -0.7 && v < 0.75, // shirt with sleeves
+  (u, v) => v > -0.8 && v < 0.85 && Math.abs(u) < 0.4 && !(Math.abs(u) < 0.06 && v > -0.4), // trousers
+  (u, v) => (u / 0.7) ** 2 + ((v - 0.15) / 0.55) ** 2 < 1 || (Math.abs(u) < 0.35 && Math.abs(v + 0.55) < 0.08), // bag
+  (u, v) => v > 0.1 && v < 0.55 && u > -0.85 && u < 0.85 - 0.6 * (0.55 - v), // sneaker
+  (u, v) => Math.abs(u) < 0.25 + 0.35 * (v + 0.8) / 1.6 && v > -0.8 && v < 0.8, // dress
+];
+function makeImage() {
+  const shape = SHAPES[Math.floor(rand() * SHAPES.length)];
+  const base = 90 + rand() * 150, tilt = (rand() - 0.5) * 80, stripes = rand() < 0.3 ? 3 + Math.floor(rand() * 4) : 0;
+  const img = new Uint8Array(H * W);
+  for (let y = 0; y < H; y++) {
+    for (let x = 0; x < W; x++) {
+      const u = (x - 13.5) / 13, v = (y - 13.5) / 13;
+      if (!shape(u, v)) continue;
+      const stripe = stripes && Math.floor((y * stripes) / H) % 2 ? -40 : 0;
+      img[y * W + x] = Math.max(0, Math.min(255, Math.round(base + tilt * u + stripe + (rand() - 0.5) * 30)));
     }
   }
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  fs.writeFileSync(file, PNG.sync.write(png));
-  return png;
+  return img;
 }
+
+// gridRgb (src/spn/images.ts): ceil(sqrt(n)) columns, each image scaled ×ceil(64/28) = 3, a
+// 2-pixel gutter of gray 40, gray repeated into RGB.
+const SCALE = Math.max(1, Math.ceil(64 / Math.min(H, W))), PAD = 2, PAD_GRAY = 40;
+function gridPng(images) {
+  const cols = Math.ceil(Math.sqrt(images.length)), rows = Math.ceil(images.length / cols);
+  const [ih, iw] = [H * SCALE, W * SCALE];
+  const width = cols * iw + (cols + 1) * PAD, height = rows * ih + (rows + 1) * PAD;
+  const rgb = Buffer.alloc(width * height * 3, PAD_GRAY);
+  images.forEach((img, b) => {
+    const x0 = PAD + (b % cols) * (iw + PAD), y0 = PAD + Math.floor(b / cols) * (ih + PAD);
+    for (let y = 0; y < ih; y++) {
+      for (let x = 0; x < iw; x++) rgb.fill(img[Math.floor(y / SCALE) * W + Math.floor(x / SCALE)], ((y0 + y) * width + x0 + x) * 3, ((y0 + y) * width + x0 + x + 1) * 3);
+    }
+  });
+  const png = new PNG({ width, height, colorType: 2, inputColorType: 2, inputHasAlpha: false });
+  png.data = rgb;
+  return { width, height, rgb, bytes: PNG.sync.write(png, { colorType: 2, inputColorType: 2, inputHasAlpha: false }) };
+}
+
+// fillNearest (src/spn/images.ts): with slices 0..known-1 sampled, each pixel shows the nearest
+// known offset of its S×S block; slice k is the offset (k / S, k % S).
+function fillNearest(img, known) {
+  const outImg = new Uint8Array(img.length);
+  for (let y = 0; y < H; y++) {
+    for (let x = 0; x < W; x++) {
+      const [a, b] = [y % S, x % S];
+      let best = [0, 0], bestD = Infinity;
+      for (let k = 0; k < known; k++) {
+        const [i, j] = [Math.floor(k / S), k % S];
+        const d = (a - i) ** 2 + (b - j) ** 2;
+        if (d < bestD) [best, bestD] = [[i, j], d];
+      }
+      outImg[y * W + x] = img[(y - a + best[0]) * W + x - b + best[1]];
+    }
+  }
+  return outImg;
+}
+
+const write = (rel, bytes) => {
+  const file = path.join(out, rel);
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(file, bytes);
+};
+const json = (value) => JSON.stringify(value, null, 2) + '\n';
 
 fs.rmSync(out, { recursive: true, force: true });
-fs.mkdirSync(out, { recursive: true });
-fs.writeFileSync(path.join(out, 'config.json'), JSON.stringify(config, null, 2) + '\n');
-fs.writeFileSync(path.join(out, 'status.json'), JSON.stringify(status, null, 2) + '\n');
-fs.writeFileSync(path.join(out, 'metrics.jsonl'), lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
-fs.writeFileSync(path.join(out, 'eval.json'), JSON.stringify(evalJson, null, 2) + '\n');
+write('config.json', json(config));
+write('status.json', json(status));
+write('metrics.jsonl', lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
+write('eval.json', json(evalJson));
 
-// Sample grid: 4x4 samples of 32x32 with a 2-pixel white gutter.
-const cell = 32, gap = 2, n = 4, side = n * cell + (n + 1) * gap;
-writePng(path.join(out, 'samples', 'latest.png'), side, side, (x, y) => {
-  const cx = Math.floor((x - gap) / (cell + gap)), cy = Math.floor((y - gap) / (cell + gap));
-  const ix = x - gap - cx * (cell + gap), iy = y - gap - cy * (cell + gap);
-  if (cx < 0 || cy < 0 || cx >= n || cy >= n || ix >= cell || iy >= cell) return [255, 255, 255, 255];
-  return samplePixel(cy * n + cx, ix, iy);
-});
+// The trainer's grids: one at the first step past each sampleEverySec, latest.png the newest.
+let latest;
+const gridSteps = [1, 2, 3].map((i) => lines.find((l) => l.time_s >= i * config.train.sampleEverySec).step);
+for (const step of gridSteps) {
+  latest = gridPng(Array.from({ length: 16 }, makeImage)).bytes;
+  write(path.join('samples', `step-${String(step).padStart(8, '0')}.png`), latest);
+}
+write(path.join('samples', 'latest.png'), latest);
 
-// Slice-by-slice frames with subscale factor 2: slice s holds pixels (y % 2, x % 2) = (s >> 1, s & 1);
-// frame k shows slices 0..k, the rest grey. Drawn at 4x so a 32x32 image is visible.
+// One frame per slice and the GIF: about 3 s in all, then 1.5 s on the finished grid, looping.
+const sampled = Array.from({ length: 4 }, makeImage);
 const frames = [];
-const zoom = 4;
-for (let k = 0; k < 4; k++) {
-  const png = writePng(path.join(out, 'samples', 'frames', `frame-${String(k).padStart(3, '0')}.png`), 32 * zoom, 32 * zoom, (x, y) => {
-    const px = Math.floor(x / zoom), py = Math.floor(y / zoom);
-    const slice = (py % 2) * 2 + (px % 2);
-    return slice <= k ? samplePixel(5, px, py) : [128, 128, 128, 255];
-  });
-  frames.push(png);
+for (let k = 0; k < S * S; k++) {
+  const frame = gridPng(sampled.map((img) => fillNearest(img, k + 1)));
+  write(path.join('samples', 'frames', `frame-${String(k).padStart(3, '0')}.png`), frame.bytes);
+  frames.push(frame);
 }
-
+const delay = Math.min(500, Math.max(60, Math.round(3000 / frames.length)));
 const gif = GIFEncoder();
-for (const png of frames) {
-  const palette = quantize(png.data, 256);
-  const index = applyPalette(png.data, palette);
-  gif.writeFrame(index, png.width, png.height, { palette, delay: 500 });
-}
+frames.forEach((f, i) => {
+  const rgba = new Uint8Array(f.width * f.height * 4);
+  for (let p = 0, q = 0; p < f.rgb.length; p += 3, q += 4) rgba.set([f.rgb[p], f.rgb[p + 1], f.rgb[p + 2], 255], q);
+  const palette = quantize(rgba, 256);
+  gif.writeFrame(applyPalette(rgba, palette), f.width, f.height, { palette, delay: i === frames.length - 1 ? 1500 : delay, ...(i === 0 ? { repeat: 0 } : {}) });
+});
 gif.finish();
-fs.writeFileSync(path.join(out, 'samples', 'animation.gif'), gif.bytes());
+write(path.join('samples', 'frames', 'animation.gif'), gif.bytes());
 
 console.log(`wrote ${path.relative(root, out)}`);

@@ -260,7 +260,7 @@ function renderDetail() {
   const ev = d.eval && typeof d.eval === 'object' ? d.eval : null;
 
   $('run-name').textContent = d.name;
-  const sub = [config.preset, config.stage && `stage ${config.stage}`, config.data && config.data.dataset, config.device, `updated ${fmtAgo(d.updated)}`];
+  const sub = [config.preset, config.stage && `stage ${config.stage}`, typeof config.data === 'string' && config.data, config.device, `updated ${fmtAgo(d.updated)}`];
   $('run-sub').textContent = sub.filter(Boolean).join(' · ');
   $('run-state').replaceWith(Object.assign(badge(status.state), { id: 'run-state' }));
 
@@ -358,7 +358,13 @@ function renderSamples(d) {
   );
 }
 
-/** Config as one small table per top-level section; scalars at the top level go under "run". */
+/** The top-level scalars of config.json that describe the data (RunConfig in src/train/run.ts). */
+const DATA_KEYS = ['data', 'dataBits', 'subsample', 'size'];
+
+/**
+ * Config as one small table per section: "run" (the other top-level scalars), "data" (DATA_KEYS),
+ * then one per nested object ("model", "train"). Null (no size limit, no step budget) shows as –.
+ */
 function renderConfig(config) {
   const raw = JSON.stringify(config, null, 2) || 'null';
   const box = $('config-tables');
@@ -370,15 +376,22 @@ function renderConfig(config) {
     box.append(el('p', { class: 'muted', text: 'No config.json in this run.' }));
     return;
   }
-  const sections = [['run', []]];
+  const sections = new Map([['run', []], ['data', []]]);
+  const rowsOf = (name) => {
+    if (!sections.has(name)) sections.set(name, []);
+    return sections.get(name);
+  };
   for (const [k, v] of Object.entries(config)) {
-    if (v && typeof v === 'object' && !Array.isArray(v)) sections.push([k, flatten(v, '')]);
-    else sections[0][1].push([k, v]);
+    if (v && typeof v === 'object' && !Array.isArray(v)) rowsOf(k).push(...flatten(v, ''));
+    else rowsOf(DATA_KEYS.includes(k) ? 'data' : 'run').push([k, v]);
   }
   for (const [name, rows] of sections) {
     if (!rows.length) continue;
     const table = el('table', { class: 'config-table' }, el('caption', { text: name }));
-    for (const [k, v] of rows) table.append(el('tr', {}, el('td', { text: k }), el('td', { text: typeof v === 'string' ? v : JSON.stringify(v) })));
+    for (const [k, v] of rows) {
+      const text = v === null || v === undefined ? '–' : typeof v === 'string' ? v : JSON.stringify(v);
+      table.append(el('tr', {}, el('td', { text: k }), el('td', { text })));
+    }
     box.append(table);
   }
 }

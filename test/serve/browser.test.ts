@@ -50,12 +50,12 @@ describe.skipIf(!hasChromium)(`dashboard in headless Chromium (${CHROMIUM})`, ()
   it('selects the newest run and draws the bits/dim and throughput curves', async () => {
     await page.waitForFunction(() => {
       const d = (window as unknown as { spnDashboard?: { charts: Record<string, { data: { datasets: { data: unknown[] }[] } }> } }).spnDashboard;
-      return d !== undefined && d.charts.bpd.data.datasets[0]!.data.length === 50 && d.charts.bpd.data.datasets[2]!.data.length === 5;
+      return d !== undefined && d.charts.bpd.data.datasets[0]!.data.length === 100 && d.charts.bpd.data.datasets[2]!.data.length === 5;
     }, undefined, { timeout: 20_000 });
     expect(page.url()).toContain('#run=run-fixture');
     expect(await page.textContent('#run-name')).toBe('run-fixture');
     expect(await page.textContent('#run-state')).toBe('running');
-    expect(await page.textContent('#stat-eval')).toBe('3.402');
+    expect(await page.textContent('#stat-eval')).toBe('3.377');
 
     // Chart.js owns the canvases and has painted something on them.
     const painted = await page.evaluate(() => {
@@ -79,31 +79,41 @@ describe.skipIf(!hasChromium)(`dashboard in headless Chromium (${CHROMIUM})`, ()
   it('loads the sample grid, the animation and every frame', async () => {
     await page.waitForFunction(() => {
       const imgs = [document.getElementById('latest'), document.getElementById('animation'), ...document.querySelectorAll('#frames img')] as HTMLImageElement[];
-      return imgs.length === 6 && imgs.every((img) => img.complete && img.naturalWidth > 0);
+      return imgs.length === 18 && imgs.every((img) => img.complete && img.naturalWidth > 0);
     }, undefined, { timeout: 20_000 });
     const sizes = await page.evaluate(() => ({
       latest: (document.getElementById('latest') as HTMLImageElement).naturalWidth,
       animation: (document.getElementById('animation') as HTMLImageElement).naturalWidth,
       frames: Array.from(document.querySelectorAll('#frames img')).map((img) => (img as HTMLImageElement).naturalWidth),
     }));
-    expect(sizes).toEqual({ latest: 138, animation: 128, frames: [128, 128, 128, 128] });
+    // latest.png: 16 images of 28×28 at ×3 in a 4×4 grid; the frames and GIF: 4 images, one frame per slice (S = 4).
+    expect(sizes).toEqual({ latest: 346, animation: 174, frames: Array(16).fill(174) });
   });
 
   it('shows the config as tables', async () => {
     const captions = await page.$$eval('#config-tables caption', (els) => els.map((e) => e.textContent));
     expect(captions).toEqual(['run', 'data', 'model', 'train']);
-    expect(await page.textContent('#config-tables')).toContain('embed_dim');
+    const rows = await page.$$eval('#config-tables table', (tables) => Object.fromEntries(tables.map((t) => [
+      t.querySelector('caption')!.textContent,
+      Array.from(t.querySelectorAll('tr')).map((tr) => Array.from(tr.querySelectorAll('td')).map((td) => td.textContent)),
+    ])));
+    expect(rows.data).toEqual([['data', 'fashion-mnist'], ['dataBits', '8'], ['subsample', '1'], ['size', '–']]);
+    expect(rows.run!.map(([k]) => k)).toEqual(['name', 'preset', 'seed', 'device', 'stage', 'minutes', 'steps', 'created']);
+    expect(rows.model).toContainEqual(['scale', '4']);
+    expect(rows.train).toContainEqual(['evalEverySec', '40']);
+    expect(await page.textContent('#config-tables')).not.toContain('undefined');
+    expect(await page.textContent('#run-sub')).toMatch(/^fmnist-cpu · stage full · fashion-mnist · cpu · updated /);
   });
 
   it('picks up new metrics lines and status while the run trains', async () => {
     const dir = path.join(runs, 'run-fixture');
-    const extra = [1020, 1040, 1060].map((step) => JSON.stringify({ kind: 'train', step, time_s: step * 0.85, loss_bpd: 3.1, subpixels_per_s: 50000, lr: 3e-4 }));
+    const extra = [1010, 1020, 1030].map((step) => JSON.stringify({ kind: 'train', step, time_s: Math.round(step * 2.2) / 10, loss_bpd: 3.3, subpixels_per_s: 3900, lr: 1.6e-3 }));
     fs.appendFileSync(path.join(dir, 'metrics.jsonl'), extra.join('\n') + '\n');
     const status = JSON.parse(fs.readFileSync(path.join(dir, 'status.json'), 'utf8'));
-    fs.writeFileSync(path.join(dir, 'status.json'), JSON.stringify({ ...status, step: 1060, updated: new Date().toISOString() }));
+    fs.writeFileSync(path.join(dir, 'status.json'), JSON.stringify({ ...status, step: 1030, updated: new Date().toISOString() }));
     await page.waitForFunction(() => {
       const d = (window as unknown as { spnDashboard: { state: { train: unknown[] } } }).spnDashboard;
-      return d.state.train.length === 53 && document.getElementById('stat-step')!.textContent === '1,060/ 2,000';
+      return d.state.train.length === 103 && document.getElementById('stat-step')!.textContent === '1,030/ 2,000';
     }, undefined, { timeout: 10_000 });
   });
 
@@ -113,13 +123,13 @@ describe.skipIf(!hasChromium)(`dashboard in headless Chromium (${CHROMIUM})`, ()
       const chart = (window as unknown as { spnDashboard: { charts: { bpd: { options: { scales: { x: { title: { text: string } } } }; data: { datasets: { data: { x: number }[] }[] } } } } }).spnDashboard.charts.bpd;
       return { title: chart.options.scales.x.title.text, lastX: chart.data.datasets[0]!.data.at(-1)!.x };
     });
-    expect(xs).toEqual({ title: 'time', lastX: 1060 * 0.85 });
+    expect(xs).toEqual({ title: 'time', lastX: 226.6 });
     await page.selectOption('#x-axis', 'step');
 
     await page.click('#frames button:nth-child(2)');
     expect(await page.getAttribute('#animation', 'src')).toMatch(/\/files\/samples\/frames\/frame-001\.png\?v=/);
     await page.click('#play');
-    expect(await page.getAttribute('#animation', 'src')).toMatch(/\/files\/samples\/animation\.gif\?v=/);
+    expect(await page.getAttribute('#animation', 'src')).toMatch(/\/files\/samples\/frames\/animation\.gif\?v=/);
   });
 
   it('saves a screenshot and logged no errors', async () => {

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { register } from '../../src/cli/serve.js';
 import { SpnError } from '../../src/errors.js';
 import { startServer, type RunningServer } from '../../src/serve/server.js';
+import { readRunConfig } from '../../src/train/run.js';
 import { FIXTURE, request, tempRuns } from './helpers.js';
 
 let runs: string;
@@ -77,12 +78,12 @@ describe('GET /api/runs', () => {
       state: 'running',
       step: 1000,
       total_steps: 2000,
-      train_loss_bpd: 3.1801,
-      test_bpd: 3.3762,
-      eval_bpd: 3.4021,
-      preset: 'celeba32-small',
+      train_loss_bpd: 3.34278,
+      test_bpd: 3.36759,
+      eval_bpd: 3.37695,
+      preset: 'fmnist-cpu',
       stage: 'full',
-      updated: '2025-01-15T10:14:13.000Z',
+      updated: '2025-01-15T10:03:38.000Z',
     });
   });
 
@@ -115,18 +116,19 @@ describe('GET /api/runs/:name', () => {
     const res = await get('/api/runs/run-fixture');
     expect(res.status).toBe(200);
     const d = res.json();
-    expect(d.config.preset).toBe('celeba32-small');
-    expect(d.config.model.subscale).toBe(2);
+    expect(d.config).toEqual(readRunConfig(FIXTURE)); // the fixture is a valid run config
+    expect(d.config).toMatchObject({ preset: 'fmnist-cpu', data: 'fashion-mnist', model: { height: 28, width: 28, channels: 1, scale: 4 } });
     expect(d.status).toMatchObject({ state: 'running', step: 1000, total_steps: 2000 });
-    expect(d.eval).toMatchObject({ bpd: 3.4021, per_slice_bpd: [3.71, 3.38, 3.31, 3.22] });
+    expect(d.eval).toMatchObject({ bpd: 3.37695, images: 10000, split: 'test', step: 1000 });
+    expect(d.eval.per_slice_bpd).toHaveLength(16); // S = 4
     expect(d.problems).toEqual([]);
-    expect(d.metrics.lines).toBe(55);
+    expect(d.metrics.lines).toBe(105);
     expect(d.metrics.last_train).toMatchObject({ kind: 'train', step: 1000 });
     expect(d.metrics.last_test).toMatchObject({ kind: 'test', step: 1000 });
     expect(d.samples.latest.path).toBe('samples/latest.png');
-    expect(d.samples.animation.path).toBe('samples/animation.gif');
-    expect(d.samples.frames.map((f: { path: string }) => f.path)).toEqual([0, 1, 2, 3].map((i) => `samples/frames/frame-00${i}.png`));
-    expect(d.samples.grids).toEqual([]);
+    expect(d.samples.animation.path).toBe('samples/frames/animation.gif');
+    expect(d.samples.frames.map((f: { path: string }) => f.path)).toEqual(Array.from({ length: 16 }, (_, i) => `samples/frames/frame-${String(i).padStart(3, '0')}.png`));
+    expect(d.samples.grids.map((f: { path: string }) => f.path)).toEqual(['samples/step-00000270.png', 'samples/step-00000560.png', 'samples/step-00000830.png']);
   });
 
   it('answers an unknown or badly named run with 404', async () => {
@@ -135,6 +137,13 @@ describe('GET /api/runs/:name', () => {
     expect((await get('/api/runs/no-such-run/files/config.json')).status).toBe(404);
     expect((await get('/api/runs/bad%20name')).status).toBe(404);
     expect((await get('/api/runs/.git')).status).toBe(404);
+  });
+
+  it('finds the animation at samples/animation.gif when samples/frames/ has none', async () => {
+    const dir = path.join(runs, 'gif-beside-grid');
+    fs.mkdirSync(path.join(dir, 'samples'), { recursive: true });
+    fs.copyFileSync(path.join(FIXTURE, 'samples', 'frames', 'animation.gif'), path.join(dir, 'samples', 'animation.gif'));
+    expect((await get('/api/runs/gif-beside-grid')).json().samples.animation.path).toBe('samples/animation.gif');
   });
 
   it('still answers for a run whose files are missing or half-written', async () => {
@@ -154,18 +163,19 @@ describe('GET /api/runs/:name', () => {
 describe('GET /api/runs/:name/metrics', () => {
   it('returns every record from line 0 and the next line to ask for', async () => {
     const page = (await get('/api/runs/run-fixture/metrics')).json();
-    expect(page.records).toHaveLength(55);
-    expect(page.records.filter((r: { kind: string }) => r.kind === 'train')).toHaveLength(50);
+    expect(page.records).toHaveLength(105);
+    expect(page.records.filter((r: { kind: string }) => r.kind === 'train')).toHaveLength(100);
     expect(page.records.filter((r: { kind: string }) => r.kind === 'test')).toHaveLength(5);
-    expect(page.records[0]).toMatchObject({ kind: 'train', step: 20 });
-    expect(page).toMatchObject({ next: 55, more: false, reset: false });
+    expect(page.records[0]).toEqual({ kind: 'train', step: 10, time_s: expect.any(Number), loss_bpd: expect.any(Number), subpixels_per_s: expect.any(Number), lr: 0.0003 });
+    expect(page.records.at(-1)).toEqual({ kind: 'test', step: 1000, time_s: expect.any(Number), bpd: expect.any(Number), images: 400 });
+    expect(page).toMatchObject({ next: 105, more: false, reset: false });
   });
 
   it('returns only the lines after `since`, in pages of `limit`', async () => {
-    const tail = (await get('/api/runs/run-fixture/metrics?since=52')).json();
-    expect(tail.records.map((r: { step: number }) => r.step)).toEqual([980, 1000, 1000]);
-    expect(tail.next).toBe(55);
-    expect((await get('/api/runs/run-fixture/metrics?since=55')).json()).toEqual({ records: [], next: 55, more: false, reset: false });
+    const tail = (await get('/api/runs/run-fixture/metrics?since=102')).json();
+    expect(tail.records.map((r: { step: number }) => r.step)).toEqual([990, 1000, 1000]);
+    expect(tail.next).toBe(105);
+    expect((await get('/api/runs/run-fixture/metrics?since=105')).json()).toEqual({ records: [], next: 105, more: false, reset: false });
     const first = (await get('/api/runs/run-fixture/metrics?since=0&limit=10')).json();
     expect(first.records).toHaveLength(10);
     expect(first).toMatchObject({ next: 10, more: true });
@@ -218,7 +228,7 @@ describe('GET /api/runs/:name/files/<path>', () => {
     expect(png.headers['cache-control']).toMatch(/no-store/);
     expect(png.body.equals(fs.readFileSync(path.join(FIXTURE, 'samples', 'latest.png')))).toBe(true);
 
-    const gif = await get('/api/runs/run-fixture/files/samples/animation.gif');
+    const gif = await get('/api/runs/run-fixture/files/samples/frames/animation.gif');
     expect(gif.headers['content-type']).toBe('image/gif');
     expect(gif.body.subarray(0, 6).toString('latin1')).toBe('GIF89a');
 
@@ -227,7 +237,7 @@ describe('GET /api/runs/:name/files/<path>', () => {
 
     const cfg = await get('/api/runs/run-fixture/files/config.json');
     expect(cfg.headers['content-type']).toMatch(/^application\/json/);
-    expect(JSON.parse(cfg.text).preset).toBe('celeba32-small');
+    expect(JSON.parse(cfg.text).preset).toBe('fmnist-cpu');
 
     const head = await get('/api/runs/run-fixture/files/samples/latest.png', { method: 'HEAD' });
     expect(head.status).toBe(200);
