@@ -9,7 +9,8 @@ import { runFiles } from '../train/run.js';
 import { formatDuration } from '../train/progress.js';
 import { evalRun } from './eval.js';
 import { sampleRun } from './sample.js';
-import { intOpt, numOpt } from './options.js';
+import { defaultThreads, intOpt, numOpt, THREADS_HELP } from './options.js';
+import { setNumThreads } from '../torch/random.js';
 
 export interface DemoOptions {
   minutes: number;
@@ -20,11 +21,13 @@ export interface DemoOptions {
   n: number;
   evalImages?: number;
   device: string;
+  threads?: number;
   quiet?: boolean;
 }
 
 export async function demo(o: DemoOptions): Promise<{ dir: string; bpd: number; files: string[] }> {
   if (!(o.minutes > 0)) throw new ArgError(`--minutes ${o.minutes}: expected a positive number`);
+  if (o.threads !== undefined) setNumThreads(o.threads);
   const started = Date.now();
   const dir = path.resolve(o.out ?? path.join('runs', `demo-${new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19)}`));
   const say = (m: string) => o.quiet || process.stderr.write(m + '\n');
@@ -72,6 +75,7 @@ export function register(program: Command): void {
     .option('--n <count>', 'images to sample', intOpt('--n', 1), 16)
     .option('--eval-images <n>', 'evaluate on the first n test images (default: all)', intOpt('--eval-images', 1))
     .option('--device <d>', 'cpu or cuda', 'cpu')
+    .option('--threads <n>', THREADS_HELP, intOpt('--threads', 1), defaultThreads())
     .option('--quiet', 'no progress output')
     .action(async (opts: DemoOptions) => {
       await demo(opts);

@@ -14,7 +14,7 @@ import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
 import { loadModel } from '../train/checkpoint.js';
 import { createProgress, formatDuration } from '../train/progress.js';
-import { intOpt, numOpt } from './options.js';
+import { defaultThreads, intOpt, numOpt, THREADS_HELP } from './options.js';
 
 export interface SampleCommandOptions {
   n: number;
@@ -126,7 +126,7 @@ export function register(program: Command): void {
     .option('--seed <n>', 'random seed (default: a random one, printed)', intOpt('--seed'))
     .option('--frames <dir>', 'also write frame-NNN.png after each slice and animation.gif (--pipeline: stage-N.png per stage)')
     .option('--device <d>', 'cpu or cuda', 'cpu')
-    .option('--threads <n>', 'libtorch CPU threads (default: libtorch\'s choice; 1 is often fastest on a busy machine)', intOpt('--threads', 1))
+    .option('--threads <n>', THREADS_HELP, intOpt('--threads', 1), defaultThreads())
     .option('--ema', 'use the EMA weights', true)
     .option('--no-ema', 'use the raw (non-EMA) weights')
     .option('--quiet', 'no progress output')

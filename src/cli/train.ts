@@ -2,7 +2,8 @@
 import type { Command } from 'commander';
 import { train } from '../train/trainer.js';
 import { ArgError } from '../errors.js';
-import { intOpt, numOpt } from './options.js';
+import { defaultThreads, intOpt, numOpt, THREADS_HELP } from './options.js';
+import { setNumThreads } from '../torch/random.js';
 
 /** --set key=value, repeatable; numbers and booleans are parsed, the rest stays a string. */
 function collectSet(pair: string, acc: Record<string, number | string | boolean>): Record<string, number | string | boolean> {
@@ -34,9 +35,11 @@ export function register(program: Command): void {
     .option('--batch-size <n>', "override the preset's batch size", intOpt('--batch-size'))
     .option('--lr <x>', "override the preset's learning rate", numOpt('--lr'))
     .option('--set <key=value>', 'override a preset setting, e.g. model.dim=96 or train.emaDecay=0.999 (repeatable)', collectSet, {})
+    .option('--threads <n>', THREADS_HELP, intOpt('--threads', 1), defaultThreads())
     .option('--quiet', 'no progress output')
     .action(async (opts) => {
       if (!['full', 'size', 'depth'].includes(opts.stage)) throw new ArgError(`--stage ${opts.stage}: expected full, size or depth`);
+      if (opts.threads !== undefined) setNumThreads(opts.threads);
       await train({
         data: opts.data, preset: opts.preset, out: opts.out, minutes: opts.minutes, steps: opts.steps, seed: opts.seed,
         device: opts.device, resume: !!opts.resume, stage: opts.stage, bits: opts.bits, givenBits: opts.givenBits,
