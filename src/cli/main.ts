@@ -8,6 +8,7 @@ import { register as registerServe } from './serve.js';
 import { register as registerSample } from './sample.js';
 import { register as registerTrain } from './train.js';
 import { register as registerDemo } from './demo.js';
+import { register as registerPresets } from './presets.js';
 import { register as registerEval } from './eval.js';
 import { register as registerUpscale } from './upscale.js';
 
@@ -23,6 +24,7 @@ registerServe(program);
 registerSample(program);
 registerTrain(program);
 registerDemo(program);
+registerPresets(program);
 registerEval(program);
 registerUpscale(program);
 
