@@ -93,7 +93,7 @@ export async function runAll(o: RunOptions = {}): Promise<void> {
     }
     const runs: { preset: 'fmnist-cpu' | 'cifar-cpu'; batch: 16 | 64 }[] = quick
       ? [{ preset: 'fmnist-cpu', batch: 16 }]
-      : [{ preset: 'fmnist-cpu', batch: 16 }, { preset: 'cifar-cpu', batch: 16 }];
+      : [{ preset: 'fmnist-cpu', batch: 16 }, { preset: 'fmnist-cpu', batch: 64 }, { preset: 'cifar-cpu', batch: 16 }, { preset: 'cifar-cpu', batch: 64 }];
     const reports = runs.map((r) => ({ ...mod.benchSampling({ ...r, quick, device, log }), command }));
     const res: SamplingResults = { benchmark: 'sampling', status: 'ok', reports };
     return res;
