@@ -38,7 +38,7 @@ export async function demo(o: DemoOptions): Promise<{ dir: string; bpd: number; 
   say(`\nevaluating exact test bits/dim${o.evalImages ? ` on the first ${o.evalImages} test images` : ' on the full test set'} ...`);
   const report = await evalRun(dir, {
     split: 'test', batchSize: 100, device: o.device, ema: true, which: 'best', quiet: o.quiet,
-    ...(o.evalImages ? { limit: o.evalImages } : {}),
+    ...(o.evalImages ? { limit: o.evalImages } : {}), // 0 or unset: the full test split
   });
 
   say(`\nsampling ${o.n} images slice by slice ...`);
@@ -73,7 +73,7 @@ export function register(program: Command): void {
     .option('--out <dir>', 'run folder (default: runs/demo-<time>)')
     .option('--seed <n>', 'random seed', intOpt('--seed'), 0)
     .option('--n <count>', 'images to sample', intOpt('--n', 1), 16)
-    .option('--eval-images <n>', 'evaluate on the first n test images (default: all)', intOpt('--eval-images', 1))
+    .option('--eval-images <n>', 'evaluate on the first n test images (0: all; `spn eval` for the full set later)', intOpt('--eval-images'), 2000)
     .option('--device <d>', 'cpu or cuda', 'cpu')
     .option('--threads <n>', THREADS_HELP, intOpt('--threads', 1), defaultThreads())
     .option('--quiet', 'no progress output')
