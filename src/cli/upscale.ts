@@ -12,7 +12,7 @@ import { sliceView } from '../spn/slices.js';
 import * as torch from '../torch/index.js';
 import { loadModel } from '../train/checkpoint.js';
 import { createProgress, formatDuration } from '../train/progress.js';
-import { intOpt, numOpt } from './options.js';
+import { defaultThreads, intOpt, numOpt, THREADS_HELP } from './options.js';
 
 export interface UpscaleCommandOptions {
   run: string;
@@ -110,7 +110,7 @@ export function register(program: Command): void {
     .option('--temperature <t>', 'divide the logits by t (< 1: sharper, > 1: more diverse)', numOpt('--temperature'), 1)
     .option('--seed <n>', 'random seed (default: a random one, printed)', intOpt('--seed'))
     .option('--device <d>', 'cpu or cuda', 'cpu')
-    .option('--threads <n>', 'libtorch CPU threads', intOpt('--threads', 1))
+    .option('--threads <n>', THREADS_HELP, intOpt('--threads', 1), defaultThreads())
     .option('--ema', 'use the EMA weights', true)
     .option('--no-ema', 'use the raw (non-EMA) weights')
     .option('--quiet', 'no progress output')

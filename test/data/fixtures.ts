@@ -135,3 +135,14 @@ export function imagenetNpz(hwc: Uint8Array, side: number, opts: { deflate?: boo
     opts.zip64,
   );
 }
+
+/** Smooth-ish 8-bit images (a gradient plus noise), so a model has something to learn. */
+export function smoothImages(n: number, side: number, seed: number): Uint8Array {
+  const noise = bytes(n * side * side, seed);
+  const out = new Uint8Array(n * side * side);
+  for (let i = 0; i < out.length; i++) {
+    const p = i % (side * side);
+    out[i] = Math.min(255, ((p % side) + Math.floor(p / side)) * 16 + (noise[i]! >> 3));
+  }
+  return out;
+}

@@ -20,7 +20,7 @@ import { loadModel } from '../../src/train/checkpoint.js';
 import { evaluate } from '../../src/train/evaluate.js';
 import { subsampleSet } from '../../src/train/stage.js';
 import { train, type TrainOptions } from '../../src/train/trainer.js';
-import { bytes, cleanupTmp, tmpDir, writeIdx } from '../data/fixtures.js';
+import { cleanupTmp, smoothImages, tmpDir, writeIdx } from '../data/fixtures.js';
 
 let work: string;
 let cacheDir: string;
@@ -29,15 +29,6 @@ let test8: ImageSet; // the 8-bit test split
 let test3: ImageSet; // the same at 3 bits
 const runs: Record<string, string> = {};
 
-function images(n: number, side: number, seed: number): Uint8Array {
-  const noise = bytes(n * side * side, seed);
-  const out = new Uint8Array(n * side * side);
-  for (let i = 0; i < out.length; i++) {
-    const p = i % (side * side);
-    out[i] = Math.min(255, ((p % side) + Math.floor(p / side)) * 16 + (noise[i]! >> 3));
-  }
-  return out;
-}
 
 const trainRun = async (name: string, o: Partial<TrainOptions>) => {
   runs[name] = (await train({ data: spec, preset: 'tiny', out: path.join(work, 'runs', name), cacheDir, quiet: true, seed: 3, steps: 4, ...o })).dir;
@@ -100,8 +91,8 @@ async function expectConfigError(content: unknown, message: RegExp): Promise<voi
 beforeAll(async () => {
   work = tmpDir('spn-pipeline-');
   cacheDir = path.join(work, 'cache');
-  writeIdx(path.join(work, 'train-images.gz'), [32, 8, 8], images(32, 8, 1));
-  writeIdx(path.join(work, 't10k-images.gz'), [16, 8, 8], images(16, 8, 2));
+  writeIdx(path.join(work, 'train-images.gz'), [32, 8, 8], smoothImages(32, 8, 1));
+  writeIdx(path.join(work, 't10k-images.gz'), [16, 8, 8], smoothImages(16, 8, 2));
   spec = `idx:${path.join(work, 'train-images.gz')}`;
   test8 = (await loadDataset(spec, { bits: 8, cacheDir })).test;
   test3 = (await loadDataset(spec, { bits: 3, cacheDir })).test;
@@ -215,7 +206,7 @@ describe('spn upscale', () => {
 
   it('a size stage keeps the input as slice 0 exactly (reduced to the run\'s bits)', async () => {
     const input = path.join(work, 'small.png');
-    const pixels = images(1, 4, 11);
+    const pixels = smoothImages(1, 4, 11);
     grayPng(input, 4, pixels);
     const out = path.join(work, 'up8.png');
     const r = await upscaleRun(input, { ...opts, run: runs['large8size']!, out });
@@ -228,7 +219,7 @@ describe('spn upscale', () => {
 
   it('a depth stage keeps the input\'s high bits', async () => {
     const input = path.join(work, 'large.png');
-    const pixels = images(1, 8, 12);
+    const pixels = smoothImages(1, 8, 12);
     grayPng(input, 8, pixels);
     const r = await upscaleRun(input, { ...opts, run: runs['large8depth']!, out: path.join(work, 'upd.png') });
     expect(Array.from(r.images.data, (v) => v >> 5)).toEqual(Array.from({ length: 3 }, () => Array.from(reduceBits(pixels, 3))).flat());

@@ -13,7 +13,7 @@ import { evaluate } from '../../src/train/evaluate.js';
 import { listCheckpoints, loadModel, readCheckpoint } from '../../src/train/checkpoint.js';
 import { runFiles } from '../../src/train/run.js';
 import { train, type TrainOptions } from '../../src/train/trainer.js';
-import { bytes, cleanupTmp, tmpDir, writeIdx } from '../data/fixtures.js';
+import { cleanupTmp, smoothImages, tmpDir, writeIdx } from '../data/fixtures.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -22,25 +22,15 @@ let cacheDir: string;
 let spec: string; // 8×8 images
 let spec4: string; // 4×4 images: a shape the 8×8 runs do not fit
 
-/** Smooth-ish 8-bit images (a gradient plus noise), so a model has something to learn. */
-function images(n: number, side: number, seed: number): Uint8Array {
-  const noise = bytes(n * side * side, seed);
-  const out = new Uint8Array(n * side * side);
-  for (let i = 0; i < out.length; i++) {
-    const p = i % (side * side);
-    out[i] = Math.min(255, ((p % side) + Math.floor(p / side)) * 16 + (noise[i]! >> 3));
-  }
-  return out;
-}
 
 beforeAll(() => {
   work = tmpDir('spn-train-');
   cacheDir = path.join(work, 'cache');
-  writeIdx(path.join(work, 'train-images.gz'), [64, 8, 8], images(64, 8, 1));
-  writeIdx(path.join(work, 't10k-images.gz'), [16, 8, 8], images(16, 8, 2));
+  writeIdx(path.join(work, 'train-images.gz'), [64, 8, 8], smoothImages(64, 8, 1));
+  writeIdx(path.join(work, 't10k-images.gz'), [16, 8, 8], smoothImages(16, 8, 2));
   fs.mkdirSync(path.join(work, 'small'));
-  writeIdx(path.join(work, 'small', 'train-images.gz'), [16, 4, 4], images(16, 4, 3));
-  writeIdx(path.join(work, 'small', 't10k-images.gz'), [8, 4, 4], images(8, 4, 4));
+  writeIdx(path.join(work, 'small', 'train-images.gz'), [16, 4, 4], smoothImages(16, 4, 3));
+  writeIdx(path.join(work, 'small', 't10k-images.gz'), [8, 4, 4], smoothImages(8, 4, 4));
   spec = `idx:${path.join(work, 'train-images.gz')}`;
   spec4 = `idx:${path.join(work, 'small', 'train-images.gz')}`;
 });
