@@ -5,10 +5,9 @@
 //   node dist/bench/engine.js [--json out.json] [--device cpu|cuda] [--quick]
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { ArgError } from '../src/errors.js';
 import * as torch from '../src/torch/index.js';
 import type { DType, Tensor } from '../src/torch/index.js';
-import { emitReport, median, reportHeader, runIfMain, type ReportHeader } from './machine.js';
+import { checkDevice, emitReport, median, reportHeader, runIfMain, type ReportHeader } from './machine.js';
 
 export interface MatmulResult { n: number; dtype: DType; device: string; ms: number; gflops: number; reps: number; itersPerRep: number }
 export interface BlockResult {
@@ -118,8 +117,7 @@ export function runEngineBench(opts: EngineOptions = {}): EngineReport {
   const device = opts.device ?? 'cpu';
   const quick = opts.quick ?? false;
   const log = opts.log ?? (() => {});
-  if (device !== 'cpu' && device !== 'cuda') throw new ArgError(`--device ${String(device)}: expected cpu or cuda`);
-  if (device === 'cuda' && !torch.cuda.isAvailable()) throw new ArgError('--device cuda: libtorch sees no CUDA device (see `spn info`)');
+  checkDevice(device);
   const sizes = quick ? [32, 64] : [256, 512, 1024, 2048];
   const dtypes: DType[] = device === 'cuda' ? ['float32', 'bfloat16'] : ['float32'];
   const matmul: MatmulResult[] = [];

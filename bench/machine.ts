@@ -4,6 +4,7 @@ import { execFileSync } from 'node:child_process';
 import * as os from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { writeFileAtomic } from '../src/fsutil.js';
+import { ArgError } from '../src/errors.js';
 import { native } from '../src/torch/binding.js';
 
 export interface MachineInfo {
@@ -119,4 +120,10 @@ export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** Rejects a --device other than cpu or cuda, and cuda where libtorch sees no GPU. */
+export function checkDevice(device: string): void {
+  if (device !== 'cpu' && device !== 'cuda') throw new ArgError(`--device ${String(device)}: expected cpu or cuda`);
+  if (device === 'cuda' && !native.info().cuda) throw new ArgError('--device cuda: libtorch sees no CUDA device (see `spn info`)');
 }

@@ -12,7 +12,7 @@ import * as torch from '../src/torch/index.js';
 import { AdamW, EMA, clipGradNorm } from '../src/torch/optim/index.js';
 import { getPreset, parseModelConfig, type ModelConfig } from '../src/spn/config.js';
 import { SPN } from '../src/spn/model.js';
-import { emitReport, median, reportHeader, runIfMain, type ReportHeader } from './machine.js';
+import { checkDevice, emitReport, median, reportHeader, runIfMain, type ReportHeader } from './machine.js';
 
 export const CPU_PRESETS = ['fmnist-cpu', 'cifar-cpu'] as const;
 export const GPU_PRESETS = ['imagenet32-gpu', 'imagenet64-gpu', 'celebahq256-gpu'] as const;
@@ -163,8 +163,7 @@ export function runThroughputBench(opts: ThroughputOptions = {}): ThroughputRepo
   const device = opts.device ?? 'cpu';
   const quick = opts.quick ?? false;
   const log = opts.log ?? (() => {});
-  if (device !== 'cpu' && device !== 'cuda') throw new ArgError(`--device ${String(device)}: expected cpu or cuda`);
-  if (device === 'cuda' && !torch.cuda.isAvailable()) throw new ArgError('--device cuda: libtorch sees no CUDA device (see `spn info`)');
+  checkDevice(device);
   const presets = opts.presets ?? (device === 'cuda' ? [...GPU_PRESETS] : [...CPU_PRESETS]);
   for (const p of presets) {
     if ((GPU_PRESETS as readonly string[]).includes(p) && device !== 'cuda') throw new ArgError(`preset ${p} is a GPU preset: run it with --device cuda`);

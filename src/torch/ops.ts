@@ -262,7 +262,7 @@ export function sdpaComposed(q: Tensor, k: Tensor, v: Tensor, o: { mask?: Tensor
   }
   if (o.mask) {
     const masked = o.mask.dtype === 'bool' ? maskedFill(s, logicalNot(o.mask), -Infinity) : add(s, o.mask);
-    if (s !== scores || !o.causal) s.dispose();
+    s.dispose();
     s = masked;
   }
   const p = softmax(s, -1);
