@@ -12,9 +12,8 @@
 //
 // The product of these conditionals over slices, pixels and channels is the exact likelihood.
 // A depth stage adds the image's given high bits to the context and to the decoder input.
-import { ArgError } from '../errors.js';
 import * as torch from '../torch/index.js';
-import { Module, Linear, Conv2d, LayerNorm, Embedding, CausalSelfAttention, KVCache, uniform } from '../torch/nn/index.js';
+import { Module, Linear, Conv2d, LayerNorm, Embedding, CausalSelfAttention, uniform } from '../torch/nn/index.js';
 import type { Tensor } from '../torch/index.js';
 import type { ModelConfig } from './config.js';
 import { toSlices } from './slices.js';
@@ -57,64 +56,9 @@ export class MaskedConv2d extends Module {
     // Masking the weight (not only at init) keeps the gradient from ever reaching masked taps.
     return torch.conv2d(x, this.weight.mul(this.mask), this.bias, { padding: c });
   }
-  /** The allowed taps as a matrix (out, in·K) for incremental evaluation (see ConvState). */
-  tapMatrix(): Tensor {
-    const idx = torch.fromArray(new BigInt64Array(this.offsets.map(BigInt)), undefined, { device: this.weight.device });
-    return this.weight.view([this.outCh, this.inCh, this.k * this.k]).indexSelect(2, idx).reshape([this.outCh, -1]);
-  }
   override dispose(): void {
     super.dispose();
     this.mask.dispose();
-  }
-}
-
-/**
- * Incremental state of one masked conv while decoding pixel by pixel: a zero-padded grid of its
- * inputs so far. The output at pixel t reads only the K allowed taps around t, all of which
- * belong to pixels already written: O(K·in·out) per pixel instead of a conv over the slice.
- */
-export class ConvState {
-  readonly grid: Tensor; // (B, in, h + c, w + 2c)
-  readonly flat: Tensor; // (B, in, (h + c)(w + 2c)): a view of grid
-  readonly taps: Tensor; // (T, K) flat grid indices of each pixel's allowed taps
-  readonly weight: Tensor; // (out, in·K)
-  readonly c: number;
-  readonly w: number;
-  constructor(readonly conv: MaskedConv2d, batch: number, h: number, w: number) {
-    const c = (conv.k - 1) / 2;
-    const wp = w + 2 * c;
-    const opts = { dtype: conv.weight.dtype, device: conv.weight.device };
-    this.c = c;
-    this.w = w;
-    this.grid = torch.keep(torch.zeros([batch, conv.inCh, h + c, wp], opts));
-    this.flat = torch.keep(this.grid.view([batch, conv.inCh, -1]));
-    const taps = new BigInt64Array(h * w * conv.offsets.length);
-    let n = 0;
-    for (let r = 0; r < h; r++) {
-      for (let x = 0; x < w; x++) {
-        for (const o of conv.offsets) {
-          const dy = Math.floor(o / conv.k);
-          const dx = o % conv.k;
-          taps[n++] = BigInt((r + dy) * wp + (x + dx)); // padded coords: pixel (r, x) sits at (r + c, x + c)
-        }
-      }
-    }
-    this.taps = torch.keep(torch.fromArray(taps, [h * w, conv.offsets.length], { device: opts.device }));
-    this.weight = torch.keep(torch.tidy(() => torch.noGrad(() => conv.tapMatrix())));
-  }
-  /** Stores the conv's input at pixel t: v (B, in). */
-  write(t: number, v: Tensor): void {
-    const r = Math.floor(t / this.w);
-    const x = t % this.w;
-    this.grid.select(2, r + this.c).select(2, x + this.c).copy_(v);
-  }
-  /** The conv's output at pixel t: (B, out). */
-  read(t: number): Tensor {
-    const patch = this.flat.indexSelect(2, this.taps.select(0, t)); // (B, in, K)
-    return torch.linear(patch.reshape([patch.size(0), -1]), this.weight, this.conv.bias);
-  }
-  dispose(): void {
-    torch.dispose([this.grid, this.flat, this.taps, this.weight]);
   }
 }
 
@@ -186,13 +130,6 @@ class DecoderBlock extends Module {
   mlp(x: Tensor): Tensor {
     return this.proj.forward(torch.gelu(this.fc.forward(x)));
   }
-  /** One pixel t with cached state: x (B, 1, D). */
-  step(x: Tensor, t: number, conv: ConvState, cache: KVCache): Tensor {
-    conv.write(t, this.normConv.forward(x).squeeze(1));
-    x = x.add(conv.read(t).unsqueeze(1));
-    x = x.add(this.attn.forward(this.normAttn.forward(x), cache));
-    return x.add(this.mlp(this.normMlp.forward(x)));
-  }
 }
 
 function drop(x: Tensor, p: number, training: boolean): Tensor {
@@ -219,10 +156,6 @@ class ChannelHead extends Module {
     // cumsum - e, so a channel's own value cannot leak into its logits even by rounding).
     const earlier = torch.pad(torch.cumsum(e.slice(2, 0, this.C - 1), 2), [0, 0, 1, 0]);
     return this.logits(h.unsqueeze(2).add(earlier).add(this.channelPos));
-  }
-  /** Channel c of one pixel: h (B, D), earlier (B, D) = sum of the embeddings of channels < c. */
-  step(h: Tensor, earlier: Tensor, c: number): Tensor {
-    return this.logits(h.add(earlier).add(this.channelPos.select(0, c)));
   }
   logits(z: Tensor): Tensor {
     return this.out.forward(torch.gelu(this.fc.forward(z)));
@@ -356,81 +289,5 @@ export class SPN extends Module {
   /** Sub-pixels per slice. */
   get dimsPerSlice(): number {
     return this.T * this.cfg.channels;
-  }
-
-  // --- incremental decoding (sampling) ------------------------------------------------------------
-
-  /** Starts decoding slice k of a batch: embeds the context once and allocates the caches. */
-  beginSlice(batch: SliceBatch, k: number): SliceDecoder {
-    const B = batch.x.size(0);
-    if (k < 0 || k >= this.S * this.S) throw new ArgError(`slice index ${k} is outside 0..${this.S * this.S - 1}`);
-    return new SliceDecoder(this, batch, k, B);
-  }
-}
-
-/**
- * Decodes one slice pixel by pixel: the context embedding is computed once; each pixel runs the
- * decoder blocks for one position with the attention KV cache and the masked-conv states.
- */
-export class SliceDecoder {
-  readonly ctx: Tensor; // (B, T, D)
-  readonly givenTarget: Tensor | null; // (B, T, C)
-  readonly inputState: ConvState;
-  readonly convStates: ConvState[];
-  readonly caches: KVCache[];
-  private h: Tensor | null = null; // decoder output of the current pixel (B, D)
-  private earlier: Tensor | null = null; // sum of embeddings of the current pixel's sampled channels
-
-  constructor(readonly model: SPN, batch: SliceBatch, readonly k: number, readonly B: number) {
-    const kt = torch.full([B], k, { dtype: 'int64', device: model.device });
-    const { h, w, T } = model;
-    this.ctx = torch.keep(torch.tidy(() => model.cond.forward(model.contextStack(batch, kt), kt)));
-    this.givenTarget = batch.given ? torch.keep(torch.tidy(() => model.targetSlice(batch.given!, kt))) : null;
-    kt.dispose();
-    this.inputState = new ConvState(model.inputConv, B, h, w);
-    this.convStates = model.blocks.map((b) => new ConvState(b.conv, B, h, w));
-    this.caches = model.blocks.map((b) => b.attn.newCache(B, T));
-  }
-
-  /** Runs the decoder at pixel t (all earlier pixels must have been set with setPixel). */
-  beginPixel(t: number): void {
-    const m = this.model;
-    torch.dispose([this.h, this.earlier]);
-    this.h = torch.keep(torch.tidy(() => {
-      let x = this.inputState.read(t).add(this.ctx.select(1, t)).add(m.pos.select(0, t)); // (B, D)
-      if (this.givenTarget && m.givenEmbed && m.givenOffsets) {
-        x = x.add(m.givenEmbed.forward(this.givenTarget.select(1, t).add(m.givenOffsets)).sum(1));
-      }
-      let y = x.unsqueeze(1); // (B, 1, D)
-      m.blocks.forEach((b, i) => { y = b.step(y, t, this.convStates[i]!, this.caches[i]!); });
-      return m.norm.forward(y.squeeze(1)); // (B, D)
-    }));
-    this.earlier = torch.keep(torch.zeros([this.B, m.cfg.dim], { dtype: m.dtype, device: m.device }));
-  }
-
-  /** Logits (B, V) of channel c at the current pixel, given channels < c (set by setChannel). */
-  channelLogits(c: number): Tensor {
-    return this.model.head.step(this.h!, this.earlier!, c);
-  }
-
-  /** Records the sampled value of channel c at the current pixel: v (B,) int64. */
-  setChannel(c: number, v: Tensor): void {
-    const m = this.model;
-    const next = torch.tidy(() => this.earlier!.add(m.head.embed.forward(v.add(c * m.V))));
-    this.earlier!.dispose();
-    this.earlier = torch.keep(next);
-  }
-
-  /** Records the finished pixel t, values (B, C) int64, so later pixels can see it. */
-  setPixel(t: number, values: Tensor): void {
-    const m = this.model;
-    torch.tidy(() => this.inputState.write(t, m.pixelEmbed.forward(values.add(m.offsets)).sum(1)));
-  }
-
-  dispose(): void {
-    torch.dispose([this.ctx, this.givenTarget, this.h, this.earlier]);
-    this.inputState.dispose();
-    for (const s of this.convStates) s.dispose();
-    for (const c of this.caches) c.dispose();
   }
 }

@@ -2,7 +2,7 @@
 // slice, channel by channel within a pixel.
 //
 // `sample` is the fast sampler: the conditioning network embeds the context once per slice and
-// the decoder runs incrementally (SliceDecoder: masked-conv states and attention KV caches), so
+// the decoder runs incrementally (decode.ts: masked-conv states and attention KV caches), so
 // a slice costs one context embedding plus T single-position decoder steps. `sampleNaive` reruns
 // the whole model over the slice for every sub-pixel, as pixel-cnn's sampler does; it exists to
 // check the fast one and to measure the speed-up.
@@ -15,6 +15,7 @@ import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
 import type { SPN, SliceBatch } from './model.js';
 import { sliceView } from './slices.js';
+import { DecodePlan } from './decode.js';
 
 export interface SampleProgress {
   slice: number; // slice index k being generated
@@ -71,19 +72,22 @@ function samplingDtype(model: SPN): torch.DType {
   return model.dtype === 'float64' ? 'float64' : 'float32';
 }
 
-/** One uniform per image for the next sub-pixel; both samplers call this once per sub-pixel. */
+/** One uniform per image for the next sub-pixel, (n, 1); both samplers call this once per sub-pixel. */
 function drawUniform(model: SPN, n: number): Tensor {
-  return torch.rand([n], { dtype: samplingDtype(model), device: model.device });
+  return torch.rand([n, 1], { dtype: samplingDtype(model), device: model.device });
 }
 
 /**
- * Inverse-CDF sampling: logits (n, V), u (n,) -> values (n,) int64. The value is the number of
- * CDF entries below u; the clamp catches u above a CDF that rounds to slightly under 1.
+ * Inverse-CDF sampling: logits (n, V), u (n, 1) -> values (n,) int64. The value is the number of
+ * CDF entries below u (a binary search: the CDF is non-decreasing); the clamp catches u above a
+ * CDF that rounds to slightly under 1.
  */
 export function pickValue(logits: Tensor, u: Tensor, temperature: number): Tensor {
   const V = logits.size(1);
-  const cdf = torch.cumsum(torch.softmax(logits.to(u.dtype).div(temperature), 1), 1); // (n, V)
-  return torch.clamp(torch.sum(cdf.lt(u.unsqueeze(1)).to('int64'), 1), null, V - 1);
+  let z = logits.dtype === u.dtype ? logits : logits.to(u.dtype);
+  if (temperature !== 1) z = z.div(temperature);
+  const cdf = torch.cumsum(torch.softmax(z, 1), 1); // (n, V)
+  return torch.clamp(torch.searchsorted(cdf, u), null, V - 1).view([-1]);
 }
 
 /** Runs fn with the model in eval mode (no dropout) and gradients off, restoring the mode. */
@@ -104,33 +108,40 @@ function evalScope<T>(model: SPN, fn: () => T): T {
 export function sample(model: SPN, opts: SampleOptions): Tensor {
   return evalScope(model, () => {
     const { n, temperature, firstSlice, given, canvas } = prepare(model, opts);
-    const { S, T, w } = model;
+    const { S, T, h, w } = model;
     const C = model.cfg.channels;
     if (opts.seed !== undefined) torch.manualSeed(opts.seed);
     const batch: SliceBatch = { x: canvas, given };
-    for (let k = firstSlice; k < S * S; k++) {
-      const dec = model.beginSlice(batch, k); // the context embedding, once per slice
-      try {
-        for (let t = 0; t < T; t++) {
-          torch.tidy(() => {
-            dec.beginPixel(t);
-            const vs: Tensor[] = [];
-            for (let c = 0; c < C; c++) {
-              const v = pickValue(dec.channelLogits(c), drawUniform(model, n), temperature); // (n,)
-              dec.setChannel(c, v);
-              vs.push(v);
-            }
-            const values = torch.stack(vs, 1); // (n, C)
-            dec.setPixel(t, values);
-            // Slice k = i·S + j, pixel t = r·w + col sits at image position (r·S + i, col·S + j).
-            sliceView(canvas, S, k).select(1, Math.floor(t / w)).select(1, t % w).copy_(values);
-          });
-          opts.onProgress?.({ slice: k, slices: S * S, pixel: t + 1, pixels: T });
+    const plan = new DecodePlan(model); // decoding weights, prepared once
+    try {
+      for (let k = firstSlice; k < S * S; k++) {
+        const dec = plan.beginSlice(batch, k); // the context embedding, once per slice
+        const pixels: Tensor[] = []; // (n, C) per pixel, written to the canvas after the slice
+        try {
+          for (let t = 0; t < T; t++) {
+            pixels.push(torch.keep(torch.tidy(() => {
+              dec.beginPixel(t);
+              const vs: Tensor[] = [];
+              for (let c = 0; c < C; c++) {
+                const v = pickValue(dec.channelLogits(c), drawUniform(model, n), temperature); // (n,)
+                dec.setChannel(c, v);
+                vs.push(v);
+              }
+              const values = C === 1 ? vs[0]!.unsqueeze(1) : torch.stack(vs, 1); // (n, C)
+              dec.setPixel(t, values);
+              return values;
+            })));
+            opts.onProgress?.({ slice: k, slices: S * S, pixel: t + 1, pixels: T });
+          }
+          torch.tidy(() => sliceView(canvas, S, k).copy_(torch.stack(pixels, 1).view([n, h, w, C])));
+        } finally {
+          dec.dispose();
+          torch.dispose(pixels);
         }
-      } finally {
-        dec.dispose();
+        opts.onSliceDone?.(k, canvas);
       }
-      opts.onSliceDone?.(k, canvas);
+    } finally {
+      plan.dispose();
     }
     return canvas;
   });

@@ -171,6 +171,8 @@ export const relu = (x: Tensor): Tensor => t1('aten::relu', [x]);
 export const gelu = (x: Tensor, approximate: 'none' | 'tanh' = 'none'): Tensor => t1('aten::gelu', [x, approximate]);
 export const silu = (x: Tensor): Tensor => t1('aten::silu', [x]);
 export const sigmoid = (x: Tensor): Tensor => t1('aten::sigmoid', [x]);
+/** log(1 + e^x), computed stably (linear above x = 20, as in PyTorch). */
+export const softplus = (x: Tensor): Tensor => t1('aten::softplus', [x, 1, 20]);
 export const tanh = (x: Tensor): Tensor => t1('aten::tanh', [x]);
 export const isfinite = (x: Tensor): Tensor => t1('aten::isfinite', [x]);
 const cmp = (name: string) => (a: Tensor, b: Tensor | Scalar): Tensor => t1(`aten::${name}.${isT(b) ? 'Tensor' : 'Scalar'}`, [a, b]);
@@ -207,11 +209,15 @@ export const argmax = (x: Tensor, dim?: number, keepdim = false): Tensor => t1('
 export const logsumexp = (x: Tensor, dim: number, keepdim = false): Tensor => t1('aten::logsumexp', [x, [dim], keepdim]);
 export const norm = (x: Tensor): Tensor => t1('aten::linalg_vector_norm', [x, 2]);
 export const cumsum = (x: Tensor, dim: number): Tensor => t1('aten::cumsum', [x, dim]);
+/** For each row, the number of entries of the sorted row of `sorted` that are < the value (int64). */
+export const searchsorted = (sorted: Tensor, values: Tensor): Tensor => t1('aten::searchsorted.Tensor', [sorted, values]);
 
 // --- linear algebra and networks ---------------------------------------------------------------
 
 export const matmul = (a: Tensor, b: Tensor): Tensor => t1('aten::matmul', [a, b]);
 export const mm = (a: Tensor, b: Tensor): Tensor => t1('aten::mm', [a, b]);
+/** bias + a·b in one GEMM call (bias broadcasts over rows). */
+export const addmm = (bias: Tensor, a: Tensor, b: Tensor): Tensor => t1('aten::addmm', [bias, a, b]);
 export const bmm = (a: Tensor, b: Tensor): Tensor => t1('aten::bmm', [a, b]);
 export const linear = (x: Tensor, w: Tensor, b?: Tensor | null): Tensor => t1('aten::linear', [x, w, b ?? null]);
 export interface Conv2dOptions { stride?: number | [number, number]; padding?: number | [number, number]; dilation?: number | [number, number]; groups?: number }

@@ -4,11 +4,12 @@ import { SPN } from '../../src/spn/model.js';
 import { parseModelConfig } from '../../src/spn/config.js';
 import { sample, sampleNaive } from '../../src/spn/sample.js';
 import { sliceView } from '../../src/spn/slices.js';
+import { DecodePlan } from '../../src/spn/decode.js';
 
-function tinyModel(S: number, o: { C?: number; bits?: number; stage?: 'full' | 'size' | 'depth'; givenBits?: number } = {}) {
+function tinyModel(S: number, o: { C?: number; bits?: number; stage?: 'full' | 'size' | 'depth'; givenBits?: number; kernel?: number } = {}) {
   const cfg = parseModelConfig({
     height: 8, width: 8, channels: o.C ?? 3, bits: o.bits ?? 3, scale: S, dim: 16, heads: 2,
-    condLayers: 1, decLayers: 2, kernel: 3, stage: o.stage ?? 'full', givenBits: o.givenBits ?? 0,
+    condLayers: 1, decLayers: 2, kernel: o.kernel ?? 3, stage: o.stage ?? 'full', givenBits: o.givenBits ?? 0,
   });
   return new SPN(cfg, { dtype: 'float64' });
 }
@@ -137,4 +138,48 @@ describe('sampling benchmark', () => {
     expect(r.machine.cores).toBeGreaterThan(0);
     expect(() => benchSampling({ preset: 'tiny' as 'fmnist-cpu', batch: 16 })).toThrow(/--preset tiny/);
   });
+});
+
+describe('incremental decoder', () => {
+  const cases = [
+    { name: 'S=1, 3 channels, 3×3 masked convs', S: 1, o: {} },
+    { name: 'S=2, 1 channel, 5×5 masked convs', S: 2, o: { C: 1, kernel: 5 } },
+    { name: 'S=2 depth stage', S: 2, o: { stage: 'depth' as const, bits: 3, givenBits: 5 } },
+  ];
+  for (const { name, S, o } of cases) {
+    it(`gives the full pass's logits at every sub-pixel (${name})`, () => {
+      torch.manualSeed(21);
+      const model = tinyModel(S, o);
+      const { channels: C } = model.cfg;
+      const before = torch.liveTensors();
+      torch.noGrad(() => torch.tidy(() => {
+        const x = torch.randint(0, model.V, [2, 8, 8, C], { dtype: 'int64' });
+        const given = o.stage === 'depth' ? torch.randint(0, 32, [2, 8, 8, C], { dtype: 'int64' }) : undefined;
+        const batch = { x, given };
+        const plan = new DecodePlan(model);
+        let worst = 0;
+        for (let k = 0; k < S * S; k++) {
+          const kt = torch.full([2], k, { dtype: 'int64' });
+          const full = model.forward(batch, kt); // (2, T, C, V)
+          const target = model.targetSlice(x, kt); // (2, T, C)
+          const dec = plan.beginSlice(batch, k);
+          for (let t = 0; t < model.T; t++) {
+            dec.beginPixel(t);
+            for (let c = 0; c < C; c++) {
+              const diff = dec.channelLogits(c).sub(full.select(1, t).select(1, c)).abs().max().item();
+              worst = Math.max(worst, diff);
+              dec.setChannel(c, target.select(1, t).select(1, c));
+            }
+            dec.setPixel(t, target.select(1, t));
+          }
+          dec.dispose();
+        }
+        expect(worst).toBeLessThan(1e-10);
+        expect(() => plan.beginSlice(batch, S * S)).toThrow(/slice index/);
+        plan.dispose();
+      }));
+      expect(torch.liveTensors()).toBe(before);
+      model.dispose();
+    });
+  }
 });
