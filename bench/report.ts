@@ -221,7 +221,7 @@ function samplingSection(r: SamplingResults): string {
   return [
     setupLines(first),
     '',
-    'Cached sampler (context embedded once per slice, incremental decoder) against the naive one (a full forward pass per sub-pixel, timed on the first pixels and extrapolated); freshly initialised weights.',
+    'Cached sampler (context embedded once per slice, incremental decoder) against the naive one (a full forward pass per sub-pixel, timed on the first pixels of slice 0, as many as the table says, and extrapolated); freshly initialised weights.',
     '',
     '| preset | batch | parameters | cached: seconds for the batch | cached images/s | naive images/s | speedup |',
     '| --- | --: | --: | --: | --: | --: | --: |',

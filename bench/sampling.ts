@@ -2,7 +2,7 @@
 // incremental decoder) against the naive one (a full forward pass per sub-pixel), on a freshly
 // initialised model of a preset's architecture. Speed does not depend on the weights.
 //
-// The naive sampler is too slow to run to the end, so it is timed on the first pixels of slice
+// The naive sampler is too slow to run to the end, so it is timed on the first 49 pixels of slice
 // 0 and extrapolated: every one of its sub-pixels costs the same full pass over one slice.
 //
 //   node dist/bench/sampling.js [--preset fmnist-cpu|cifar-cpu] [--batch 16|64] [--quick]
@@ -23,7 +23,7 @@ export interface SamplingOptions {
   preset: 'fmnist-cpu' | 'cifar-cpu';
   batch: 16 | 64;
   quick?: boolean; // fewer naive pixels (for smoke tests)
-  naivePixels?: number; // pixels of slice 0 the naive sampler is timed on; default 20 (quick: 3)
+  naivePixels?: number; // pixels of slice 0 the naive sampler is timed on; default 49 (a whole fmnist-cpu slice; quick: 3)
   device?: 'cpu' | 'cuda';
   threads?: number; // libtorch intra-op threads; default: leave libtorch's setting
   /** Replaces the preset's model (tests use a tiny one); the report says so. */
@@ -74,7 +74,7 @@ export function benchSampling(o: SamplingOptions): SamplingReport {
   const model = new SPN(cfg, { device });
   model.eval();
   const { height: H, width: W } = cfg;
-  const naivePixels = Math.min(o.naivePixels ?? (quick ? 3 : 20), model.T);
+  const naivePixels = Math.min(o.naivePixels ?? (quick ? 3 : 49), model.T);
   if (!Number.isInteger(naivePixels) || naivePixels < 1) throw new ArgError(`--naive-pixels ${naivePixels}: expected a positive integer`);
   const sync = () => { if (device === 'cuda') torch.cuda.synchronize(); };
   try {

@@ -22,7 +22,8 @@ class Dense {
   static of(l: Linear, scale?: Tensor): Dense {
     return torch.tidy(() => {
       const w = l.weight.transpose(0, 1);
-      return new Dense(torch.keep((scale ? w.mul(scale) : w).contiguous().clone()), l.bias ? torch.keep(scale ? l.bias.mul(scale) : l.bias.clone()) : null);
+      const b = l.bias ? (scale ? l.bias.mul(scale) : l.bias) : null;
+      return Dense.matrix(scale ? w.mul(scale) : w, b);
     });
   }
   /** An (in, out) matrix as it is (copied). */
