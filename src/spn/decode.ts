@@ -166,14 +166,7 @@ export class SliceDecoder {
     const B = batch.x.size(0);
     this.B = B;
     const o = { dtype: m.dtype, device: m.device };
-    this.ctx = torch.keep(torch.tidy(() => {
-      const kt = torch.full([B], k, { dtype: 'int64', device: m.device });
-      let ctx = m.cond.forward(m.contextStack(batch, kt), kt).add(m.pos); // (B, T, D)
-      if (batch.given && m.givenEmbed && m.givenOffsets) {
-        ctx = ctx.add(m.givenEmbed.forward(m.targetSlice(batch.given, kt).add(m.givenOffsets)).sum(2));
-      }
-      return ctx.contiguous();
-    }));
+    this.ctx = torch.keep(torch.tidy(() => m.contextEmbedding(batch, torch.full([B], k, { dtype: 'int64', device: m.device })).contiguous()));
     this.inputState = new ConvState(plan.input, B, o);
     this.convStates = plan.blocks.map((b) => new ConvState(b.conv, B, o));
     this.kv = m.blocks.map((b) => torch.keep(torch.zeros([B, m.T, 2, b.attn.heads, b.attn.headDim], o)));
@@ -233,7 +226,7 @@ export class SliceDecoder {
   /** Records the finished pixel t, values (B, C) int64, so later pixels can see it. */
   setPixel(t: number, values: Tensor): void {
     const m = this.plan.model;
-    torch.tidy(() => this.inputState.write(t, m.pixelEmbed.forward(values.add(m.offsets)).sum(1)));
+    torch.tidy(() => this.inputState.write(t, m.embedPixels(values)));
   }
 
   dispose(): void {

@@ -253,22 +253,31 @@ export class SPN extends Module {
     return xs.gather(1, idx).reshape([B, T, C]);
   }
 
-  /** Decoder input before the blocks: masked conv A of the pixel embeddings + context + position. */
-  private decoderInput(ctx: Tensor, target: Tensor, givenTarget: Tensor | null): Tensor {
-    const [B, T, D] = ctx.shape as [number, number, number];
-    const e = this.pixelEmbed.forward(target.add(this.offsets)).sum(2); // (B, T, D)
-    const grid = e.transpose(1, 2).reshape([B, D, this.h, this.w]);
-    let x = this.inputConv.forward(grid).flatten(2).transpose(1, 2).add(ctx).add(this.pos); // (B, T, D)
-    if (givenTarget && this.givenEmbed && this.givenOffsets) x = x.add(this.givenEmbed.forward(givenTarget.add(this.givenOffsets)).sum(2));
-    return x.view([B, T, D]);
+  /**
+   * Everything the decoder input holds besides the slice's own earlier pixels, (B, T, D): the
+   * context embedding of slice k, the position embedding and, for a depth stage, the given high
+   * bits of the target slice. The incremental decoder computes it once per slice.
+   */
+  contextEmbedding(batch: SliceBatch, k: Tensor): Tensor {
+    let x = this.cond.forward(this.contextStack(batch, k), k).add(this.pos); // (B, T, D)
+    if (batch.given && this.givenEmbed && this.givenOffsets) {
+      x = x.add(this.givenEmbed.forward(this.targetSlice(batch.given, k).add(this.givenOffsets)).sum(2));
+    }
+    return x;
+  }
+
+  /** Embedding of pixel values (..., C) int64: the sum of their per-channel embeddings, (..., D). */
+  embedPixels(values: Tensor): Tensor {
+    return this.pixelEmbed.forward(values.add(this.offsets)).sum(-2);
   }
 
   /** Logits (B, T, C, V) for target slice k (B,) of each image, all positions at once (training). */
   forward(batch: SliceBatch, k: Tensor): Tensor {
-    const ctx = this.cond.forward(this.contextStack(batch, k), k); // (B, T, D)
     const target = this.targetSlice(batch.x, k); // (B, T, C)
-    const givenTarget = batch.given ? this.targetSlice(batch.given, k) : null;
-    let x = this.decoderInput(ctx, target, givenTarget);
+    const [B, T, D] = [target.size(0), this.T, this.cfg.dim];
+    // masked conv A: a pixel's input holds only the embeddings of earlier pixels of the slice
+    const grid = this.embedPixels(target).transpose(1, 2).reshape([B, D, this.h, this.w]);
+    let x = this.inputConv.forward(grid).flatten(2).transpose(1, 2).add(this.contextEmbedding(batch, k)).view([B, T, D]);
     for (const b of this.blocks) x = b.forward(x, this.h, this.w, this.cfg.dropout);
     return this.head.forward(this.norm.forward(x), target, this.offsets);
   }

@@ -127,7 +127,7 @@ export function sample(model: SPN, opts: SampleOptions): Tensor {
                 dec.setChannel(c, v);
                 vs.push(v);
               }
-              const values = C === 1 ? vs[0]!.unsqueeze(1) : torch.stack(vs, 1); // (n, C)
+              const values = torch.stack(vs, 1); // (n, C)
               dec.setPixel(t, values);
               return values;
             })));

@@ -171,8 +171,6 @@ export const relu = (x: Tensor): Tensor => t1('aten::relu', [x]);
 export const gelu = (x: Tensor, approximate: 'none' | 'tanh' = 'none'): Tensor => t1('aten::gelu', [x, approximate]);
 export const silu = (x: Tensor): Tensor => t1('aten::silu', [x]);
 export const sigmoid = (x: Tensor): Tensor => t1('aten::sigmoid', [x]);
-/** log(1 + e^x), computed stably (linear above x = 20, as in PyTorch). */
-export const softplus = (x: Tensor): Tensor => t1('aten::softplus', [x, 1, 20]);
 export const tanh = (x: Tensor): Tensor => t1('aten::tanh', [x]);
 export const isfinite = (x: Tensor): Tensor => t1('aten::isfinite', [x]);
 const cmp = (name: string) => (a: Tensor, b: Tensor | Scalar): Tensor => t1(`aten::${name}.${isT(b) ? 'Tensor' : 'Scalar'}`, [a, b]);

@@ -74,7 +74,6 @@ describe('ops against hand-computed values', () => {
       close(torch.exp(torch.fromArray([0, 1])).data() as Float32Array, [1, Math.E]);
       close(torch.relu(torch.fromArray([-1, 2])).data() as Float32Array, [0, 2]);
       close(torch.sigmoid(torch.fromArray([0])).data() as Float32Array, [0.5]);
-      close(torch.softplus(torch.fromArray([0, 2, 30])).data() as Float32Array, [Math.LN2, Math.log1p(Math.exp(2)), 30]);
       close(torch.tanh(torch.fromArray([0.5])).data() as Float32Array, [Math.tanh(0.5)]);
       close(torch.silu(torch.fromArray([1])).data() as Float32Array, [1 / (1 + Math.exp(-1))]);
       // exact GELU: x * Phi(x); Phi(1) = 0.8413447460685429
