@@ -17,6 +17,18 @@ export const ModelConfig = z
     kernel: z.number().int().min(3).max(7).default(3), // masked convolution kernel (odd)
     mlpRatio: z.number().int().positive().default(4),
     dropout: z.number().min(0).max(0.9).default(0),
+    // How the context stack lays out the slices (src/spn/context.ts): 'slices' as in the paper,
+    // 'relative' by offset from the target pixel.
+    context: z.enum(['slices', 'relative']).default('slices'),
+    // Known context values also enter through cos/sin(π·f·v/(V−1)), f = 1, 2, 4, … (this many
+    // frequencies) and a 1×1 convolution: a peak at a neighbour's value is then linear in the input.
+    valueFreqs: z.number().int().min(0).max(12).default(0),
+    // The head's output weights get a term smooth in the value: out.weight + table·W_f with the
+    // same cos/sin table (this many frequencies), so what is learnt for a value carries to its
+    // neighbours.
+    headFreqs: z.number().int().min(0).max(12).default(0),
+    // The decoder's pixel embeddings get the same smooth term: embed[v] + table[v]·W_e.
+    embedFreqs: z.number().int().min(0).max(12).default(0),
     // 'full': every slice; 'size': slices 1..S²-1 given slice 0 (size upscaling);
     // 'depth': the low `bits` of each sub-pixel given its `givenBits` high bits (depth upscaling).
     stage: z.enum(['full', 'size', 'depth']).default('full'),

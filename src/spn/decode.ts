@@ -125,7 +125,10 @@ export class DecodePlan {
     });
     const head = model.head;
     this.headFc = Dense.of(head.fc);
-    this.headOut = Dense.of(head.out);
+    this.headOut = torch.tidy(() => {
+      const [w, b] = head.outWeights();
+      return Dense.matrix(w.transpose(0, 1), b);
+    });
     this.channelPos = Array.from({ length: model.cfg.channels }, (_, c) => torch.keep(head.channelPos.select(0, c)));
   }
 

@@ -17,6 +17,8 @@ import { Module, Linear, Conv2d, LayerNorm, Embedding, CausalSelfAttention, unif
 import type { Tensor } from '../torch/index.js';
 import type { ModelConfig } from './config.js';
 import { toSlices } from './slices.js';
+import { contextTables } from './context.js';
+import { freqTable } from './freqs.js';
 
 export interface ModelOptions { dtype?: torch.DType; device?: string }
 
@@ -77,22 +79,30 @@ class ResBlock extends Module {
   }
 }
 
-/** Embeds the context stack at slice resolution: (B, inCh, h, w) + target index k -> (B, T, D). */
+/** Embeds the context stack at slice resolution: (B, inCh, h[+2], w[+2]) + target index k -> (B, T, D). */
 class ConditioningNetwork extends Module {
   readonly input: Conv2d;
   readonly meta: Embedding; // the meta-position: which slice is being generated
   readonly blocks: ResBlock[];
   readonly norm: LayerNorm;
-  constructor(inCh: number, cfg: ModelConfig, o: ModelOptions) {
+  readonly freqs: Conv2d | null; // 1×1 conv of the known values' cos/sin features
+  /** ring: the stack's extra grid positions on each side (context.ts), read instead of padding. */
+  constructor(inCh: number, freqCh: number, readonly ring: number, cfg: ModelConfig, o: ModelOptions) {
     super();
-    this.input = this.child('input', new Conv2d(inCh, cfg.dim, 3, { padding: 1, ...o }));
+    this.input = this.child('input', new Conv2d(inCh, cfg.dim, 3, { padding: 1 - ring, ...o }));
+    this.freqs = freqCh ? this.child('freqs', new Conv2d(freqCh, cfg.dim, 1, o)) : null;
     this.meta = this.child('meta', new Embedding(cfg.scale * cfg.scale, cfg.dim, { std: 0.02, ...o }));
     this.blocks = Array.from({ length: cfg.condLayers }, (_, i) => this.child(`block${i}`, new ResBlock(cfg.dim, o)));
     this.norm = this.child('norm', new LayerNorm(cfg.dim, 1e-5, o));
   }
-  forward(stack: Tensor, k: Tensor): Tensor {
+  forward(stack: Tensor, k: Tensor, freqs?: Tensor): Tensor {
     const [B, D] = [stack.size(0), this.meta.dim];
     let x = this.input.forward(stack).add(this.meta.forward(k).view([B, D, 1, 1])); // (B, D, h, w)
+    if (this.freqs && freqs) {
+      let f = this.freqs.forward(freqs);
+      if (this.ring) f = f.narrow(2, this.ring, x.size(2)).narrow(3, this.ring, x.size(3));
+      x = x.add(f);
+    }
     for (const b of this.blocks) x = b.forward(x);
     return this.norm.forward(x.flatten(2).transpose(1, 2)); // (B, T, D)
   }
@@ -142,12 +152,28 @@ class ChannelHead extends Module {
   readonly channelPos: Tensor; // (C, D)
   readonly fc: Linear;
   readonly out: Linear;
-  constructor(readonly C: number, readonly V: number, D: number, o: ModelOptions) {
+  readonly freqOut: Linear | null; // (D -> 2F): the smooth part of the output weights
+  readonly table: Tensor | null; // (V, 2F) cos/sin of the values
+  constructor(readonly C: number, readonly V: number, D: number, freqs: number, o: ModelOptions) {
     super();
     this.embed = this.child('embed', new Embedding(C * V, D, { std: 0.02, ...o }));
     this.channelPos = this.param('channelPos', torch.tidy(() => torch.randn([C, D], o).mul(0.02)));
     this.fc = this.child('fc', new Linear(D, D, o));
     this.out = this.child('out', new Linear(D, V, o));
+    this.freqOut = freqs ? this.child('freqOut', new Linear(D, 2 * freqs, o)) : null;
+    // starts at zero: the same initial logits as without it
+    if (this.freqOut) torch.noGrad(() => [this.freqOut!.weight, this.freqOut!.bias!].forEach((p) => p.mul_(0)));
+    this.table = freqs ? torch.keep(freqTable(V, freqs, o)) : null;
+  }
+  /** The output layer's weight (V, D) and bias (V,): out, plus table·freqOut when smooth. */
+  outWeights(): [Tensor, Tensor] {
+    const { out, freqOut, table } = this;
+    if (!freqOut || !table) return [out.weight, out.bias!];
+    return [out.weight.add(torch.mm(table, freqOut.weight)), out.bias!.add(torch.matmul(table, freqOut.bias!))];
+  }
+  override dispose(): void {
+    super.dispose();
+    this.table?.dispose();
   }
   /** h (B, T, D), target values x (B, T, C) -> logits (B, T, C, V). */
   forward(h: Tensor, x: Tensor, offsets: Tensor): Tensor {
@@ -158,7 +184,8 @@ class ChannelHead extends Module {
     return this.logits(h.unsqueeze(2).add(earlier).add(this.channelPos));
   }
   logits(z: Tensor): Tensor {
-    return this.out.forward(torch.gelu(this.fc.forward(z)));
+    const [w, b] = this.outWeights();
+    return torch.linear(torch.gelu(this.fc.forward(z)), w, b);
   }
 }
 
@@ -179,6 +206,8 @@ export class SPN extends Module {
   readonly V: number; // values per sub-pixel: 2^bits
   readonly cond: ConditioningNetwork;
   readonly pixelEmbed: Embedding; // (C·V, D)
+  readonly pixelFreqs: Tensor | null; // (C, 2F, D): the smooth part of the pixel embeddings
+  readonly embedTable: Tensor | null; // (V, 2F)
   readonly givenEmbed: Embedding | null; // depth stage: (C·2^givenBits, D)
   readonly inputConv: MaskedConv2d; // type A: a pixel's input holds only earlier pixels
   readonly pos: Tensor; // (T, D)
@@ -187,6 +216,10 @@ export class SPN extends Module {
   readonly head: ChannelHead;
   readonly offsets: Tensor; // (C,): c·V, to index the per-channel embedding tables
   readonly givenOffsets: Tensor | null;
+  readonly freqTable: Tensor | null; // (V, 2·valueFreqs)
+  readonly ctxIndex: Tensor; // (S², S²·rows·cols) int64: the pixel each context plane reads (context.ts)
+  readonly ctxKnown: Tensor; // (S², S², rows, cols): that pixel is known
+  readonly ctxInside: Tensor; // (S², S², rows, cols): that pixel is inside the image
 
   constructor(readonly cfg: ModelConfig, readonly opts: ModelOptions = {}) {
     super();
@@ -198,18 +231,26 @@ export class SPN extends Module {
     this.V = 2 ** cfg.bits;
     const o = { dtype: opts.dtype ?? 'float32', device: opts.device ?? 'cpu' };
     const given = cfg.stage === 'depth';
-    // Context stack: S²·C slice values, S² "known" indicator planes, and the given bits.
+    // Context stack: S²·C values, a "known" indicator per plane, and the given bits.
+    const t = contextTables(cfg.height, cfg.width, S, cfg.context);
     const inCh = S * S * C + S * S + (given ? S * S * C : 0);
-    this.cond = this.child('cond', new ConditioningNetwork(inCh, cfg, o));
+    this.cond = this.child('cond', new ConditioningNetwork(inCh, S * S * C * 2 * cfg.valueFreqs, t.ring, cfg, o));
+    this.freqTable = cfg.valueFreqs ? torch.keep(freqTable(this.V, cfg.valueFreqs, o)) : null;
     this.pixelEmbed = this.child('pixelEmbed', new Embedding(C * this.V, D, { std: 0.02, ...o }));
+    this.pixelFreqs = cfg.embedFreqs ? this.param('pixelFreqs', torch.tidy(() => torch.randn([C, 2 * cfg.embedFreqs, D], o).mul(0.02))) : null;
+    this.embedTable = cfg.embedFreqs ? torch.keep(freqTable(this.V, cfg.embedFreqs, o)) : null;
     this.givenEmbed = given ? this.child('givenEmbed', new Embedding(C * 2 ** cfg.givenBits, D, { std: 0.02, ...o })) : null;
     this.inputConv = this.child('inputConv', new MaskedConv2d(D, D, cfg.kernel, 'A', o));
     this.pos = this.param('pos', torch.tidy(() => torch.randn([this.T, D], o).mul(0.02)));
     this.blocks = Array.from({ length: cfg.decLayers }, (_, i) => this.child(`block${i}`, new DecoderBlock(cfg, o)));
     this.norm = this.child('norm', new LayerNorm(D, 1e-5, o));
-    this.head = this.child('head', new ChannelHead(C, this.V, D, o));
+    this.head = this.child('head', new ChannelHead(C, this.V, D, cfg.headFreqs, o));
     this.offsets = torch.keep(torch.arange(0, C * this.V, this.V, { device: o.device }));
     this.givenOffsets = given ? torch.keep(torch.arange(0, C * 2 ** cfg.givenBits, 2 ** cfg.givenBits, { device: o.device })) : null;
+    const P = S * S;
+    this.ctxIndex = torch.keep(torch.fromArray(t.index, [P, P * t.rows * t.cols], { device: o.device }));
+    this.ctxKnown = torch.keep(torch.fromArray(t.known, [P, P, t.rows, t.cols], o));
+    this.ctxInside = torch.keep(torch.fromArray(t.inside, [P, P, t.rows, t.cols], o));
   }
 
   get dtype(): torch.DType { return this.pos.dtype; }
@@ -224,23 +265,36 @@ export class SPN extends Module {
   }
 
   /**
-   * The context stack for target slices k (B,): (B, S²·C + S² [+ S²·C], h, w). Slices at or
-   * after k are zeroed and their indicator plane is 0, so "unknown" differs from the value 0.
+   * The context stack for target slices k (B,): (B, P·C + P [+ P·C], rows, cols), P = S²: the
+   * planes of values laid out as cfg.context says (context.ts; rows×cols is h×w or, for
+   * 'relative', (h+2)×(w+2)), zero where not yet known, their "known" indicator planes (so
+   * "unknown" differs from the value 0) and, for a depth stage, the given high bits of the same
+   * pixels.
    */
   contextStack(batch: SliceBatch, k: Tensor): Tensor {
-    const { S, h, w } = this;
+    const [B, P, h, w] = [batch.x.size(0), ...this.ctxKnown.shape.slice(1)] as [number, number, number, number];
     const C = this.cfg.channels;
-    const B = batch.x.size(0);
-    const xs = toSlices(batch.x, S); // (B, S², h, w, C)
-    const known = torch.arange(S * S, undefined, 1, { device: this.device }).view([1, S * S]).lt(k.view([B, 1])).to(this.dtype); // (B, S²)
-    const vals = this.normalize(xs, this.V).mul(known.view([B, S * S, 1, 1, 1])).permute([0, 1, 4, 2, 3]).reshape([B, S * S * C, h, w]);
-    const planes = known.view([B, S * S, 1, 1]).expand([B, S * S, h, w]);
-    const parts = [vals, planes];
-    if (batch.given) {
-      const g = toSlices(batch.given, S);
-      parts.push(this.normalize(g, 2 ** this.cfg.givenBits).permute([0, 1, 4, 2, 3]).reshape([B, S * S * C, h, w]));
-    }
+    const idx = this.ctxIndex.indexSelect(0, k).unsqueeze(2).expand([B, P * h * w, C]); // (B, P·h·w, C)
+    // Image values as (B, H·W + 1, C) with a zero pixel at the end for reads outside the image.
+    const read = (v: Tensor, levels: number) => torch.pad(this.normalize(v, levels).reshape([B, -1, C]), [0, 0, 0, 1]).gather(1, idx).view([B, P, h, w, C]);
+    const planes = (v: Tensor, mask: Tensor) => v.mul(mask.unsqueeze(4)).permute([0, 1, 4, 2, 3]).reshape([B, P * C, h, w]);
+    const known = this.ctxKnown.indexSelect(0, k); // (B, P, h, w)
+    const parts = [planes(read(batch.x, this.V), known), known];
+    if (batch.given) parts.push(planes(read(batch.given, 2 ** this.cfg.givenBits), this.ctxInside.indexSelect(0, k)));
     return torch.cat(parts, 1);
+  }
+
+  /** The known context values' cos/sin features, (B, P·C·2F, rows, cols), or undefined. */
+  contextFreqs(batch: SliceBatch, k: Tensor): Tensor | undefined {
+    if (!this.freqTable) return undefined;
+    const [B, P, h, w] = [batch.x.size(0), ...this.ctxKnown.shape.slice(1)] as [number, number, number, number];
+    const C = this.cfg.channels;
+    const F2 = this.freqTable.size(1);
+    const idx = this.ctxIndex.indexSelect(0, k).unsqueeze(2).expand([B, P * h * w, C]);
+    const v = torch.pad(batch.x.reshape([B, -1, C]), [0, 0, 0, 1]).gather(1, idx); // (B, P·h·w, C)
+    const f = this.freqTable.indexSelect(0, v.reshape([-1])).view([B, P, h, w, C, F2]);
+    const known = this.ctxKnown.indexSelect(0, k).view([B, P, h, w, 1, 1]);
+    return f.mul(known).permute([0, 1, 4, 5, 2, 3]).reshape([B, P * C * F2, h, w]);
   }
 
   /** The values of slice k of each image: (B, H, W, C) -> (B, T, C). */
@@ -259,7 +313,7 @@ export class SPN extends Module {
    * bits of the target slice. The incremental decoder computes it once per slice.
    */
   contextEmbedding(batch: SliceBatch, k: Tensor): Tensor {
-    let x = this.cond.forward(this.contextStack(batch, k), k).add(this.pos); // (B, T, D)
+    let x = this.cond.forward(this.contextStack(batch, k), k, this.contextFreqs(batch, k)).add(this.pos); // (B, T, D)
     if (batch.given && this.givenEmbed && this.givenOffsets) {
       x = x.add(this.givenEmbed.forward(this.targetSlice(batch.given, k).add(this.givenOffsets)).sum(2));
     }
@@ -268,7 +322,9 @@ export class SPN extends Module {
 
   /** Embedding of pixel values (..., C) int64: the sum of their per-channel embeddings, (..., D). */
   embedPixels(values: Tensor): Tensor {
-    return this.pixelEmbed.forward(values.add(this.offsets)).sum(-2);
+    let w = this.pixelEmbed.weight;
+    if (this.pixelFreqs && this.embedTable) w = w.add(torch.matmul(this.embedTable, this.pixelFreqs).reshape([-1, this.cfg.dim]));
+    return torch.embedding(w, values.add(this.offsets)).sum(-2);
   }
 
   /** Logits (B, T, C, V) for target slice k (B,) of each image, all positions at once (training). */
@@ -292,7 +348,7 @@ export class SPN extends Module {
 
   override dispose(): void {
     super.dispose();
-    torch.dispose([this.offsets, this.givenOffsets, this.inputConv.mask, ...this.blocks.map((b) => b.conv.mask)]);
+    torch.dispose([this.offsets, this.givenOffsets, this.freqTable, this.embedTable, this.ctxIndex, this.ctxKnown, this.ctxInside, this.inputConv.mask, ...this.blocks.map((b) => b.conv.mask)]);
   }
 
   /** Sub-pixels per slice. */

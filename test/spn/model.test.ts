@@ -6,11 +6,13 @@ import { orderPosition } from '../../src/spn/ordering.js';
 import { fromSlices, toSlices } from '../../src/spn/slices.js';
 import { imagesToSlices } from '../../src/spn/ordering.js';
 
-function tinyModel(S: number, o: { H?: number; C?: number; bits?: number; stage?: 'full' | 'size' | 'depth'; givenBits?: number } = {}) {
+interface TinyOptions { H?: number; C?: number; bits?: number; stage?: 'full' | 'size' | 'depth'; givenBits?: number; context?: 'slices' | 'relative'; freqs?: number }
+function tinyModel(S: number, o: TinyOptions = {}) {
   const H = o.H ?? 8;
   const cfg = parseModelConfig({
     height: H, width: H, channels: o.C ?? 3, bits: o.bits ?? 3, scale: S, dim: 16, heads: 2,
-    condLayers: 1, decLayers: 2, kernel: 3, stage: o.stage ?? 'full', givenBits: o.givenBits ?? 0,
+    condLayers: 1, decLayers: 2, kernel: 3, stage: o.stage ?? 'full', givenBits: o.givenBits ?? 0, context: o.context ?? 'slices',
+    valueFreqs: o.freqs ?? 0, headFreqs: o.freqs ?? 0, embedFreqs: o.freqs ?? 0,
   });
   return new SPN(cfg, { dtype: 'float64' });
 }
@@ -53,10 +55,15 @@ describe('subscale slices on tensors', () => {
 });
 
 describe('SPN causality', () => {
-  for (const S of [1, 2, 4]) {
-    it(`perturbing a sub-pixel changes no prediction at or before it (S=${S})`, () => {
+  const cases: { S: number; context: 'slices' | 'relative'; freqs?: number }[] = [
+    ...[1, 2, 4].map((S) => ({ S, context: 'slices' as const })),
+    ...[2, 4].map((S) => ({ S, context: 'relative' as const })),
+    { S: 4, context: 'relative' as const, freqs: 3 },
+  ];
+  for (const { S, context, freqs } of cases) {
+    it(`perturbing a sub-pixel changes no prediction at or before it (S=${S}, ${context} context${freqs ? ', value features' : ''})`, () => {
       torch.manualSeed(10 + S);
-      const model = tinyModel(S);
+      const model = tinyModel(S, { context, freqs });
       const { height: H, width: W, channels: C } = model.cfg;
       const n = H * W * C;
       const base = new Uint8Array(n).map(() => Math.floor(Math.random() * 8));

@@ -6,10 +6,11 @@ import { sample, sampleNaive } from '../../src/spn/sample.js';
 import { sliceView } from '../../src/spn/slices.js';
 import { DecodePlan } from '../../src/spn/decode.js';
 
-function tinyModel(S: number, o: { C?: number; bits?: number; stage?: 'full' | 'size' | 'depth'; givenBits?: number; kernel?: number } = {}) {
+function tinyModel(S: number, o: { C?: number; bits?: number; stage?: 'full' | 'size' | 'depth'; givenBits?: number; kernel?: number; context?: 'slices' | 'relative'; freqs?: number } = {}) {
   const cfg = parseModelConfig({
     height: 8, width: 8, channels: o.C ?? 3, bits: o.bits ?? 3, scale: S, dim: 16, heads: 2,
-    condLayers: 1, decLayers: 2, kernel: o.kernel ?? 3, stage: o.stage ?? 'full', givenBits: o.givenBits ?? 0,
+    condLayers: 1, decLayers: 2, kernel: o.kernel ?? 3, stage: o.stage ?? 'full', givenBits: o.givenBits ?? 0, context: o.context ?? 'slices',
+    valueFreqs: o.freqs ?? 0, headFreqs: o.freqs ?? 0, embedFreqs: o.freqs ?? 0,
   });
   return new SPN(cfg, { dtype: 'float64' });
 }
@@ -145,6 +146,8 @@ describe('incremental decoder', () => {
     { name: 'S=1, 3 channels, 3×3 masked convs', S: 1, o: {} },
     { name: 'S=2, 1 channel, 5×5 masked convs', S: 2, o: { C: 1, kernel: 5 } },
     { name: 'S=2 depth stage', S: 2, o: { stage: 'depth' as const, bits: 3, givenBits: 5 } },
+    { name: 'S=4 relative context, value features, depth stage', S: 4, o: { stage: 'depth' as const, bits: 3, givenBits: 5, context: 'relative' as const, freqs: 2 } },
+    { name: 'S=2 relative context, value features, 3 channels', S: 2, o: { context: 'relative' as const, freqs: 3 } },
   ];
   for (const { name, S, o } of cases) {
     it(`gives the full pass's logits at every sub-pixel (${name})`, () => {
