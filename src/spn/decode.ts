@@ -110,6 +110,7 @@ export class DecodePlan {
   readonly headFc: Dense;
   readonly headOut: Dense;
   readonly channelPos: Tensor[]; // per channel (D,)
+  readonly pixelWeight: Tensor; // (C·V, D) pixel embedding table
 
   constructor(readonly model: SPN) {
     const { h, w } = model;
@@ -130,6 +131,7 @@ export class DecodePlan {
       return Dense.matrix(w.transpose(0, 1), b);
     });
     this.channelPos = Array.from({ length: model.cfg.channels }, (_, c) => torch.keep(head.channelPos.select(0, c)));
+    this.pixelWeight = torch.keep(torch.tidy(() => model.pixelEmbedWeight().clone()));
   }
 
   /** Starts decoding slice k of a batch: embeds the context once and allocates the caches. */
@@ -147,7 +149,7 @@ export class DecodePlan {
     }
     this.headFc.dispose();
     this.headOut.dispose();
-    torch.dispose(this.channelPos);
+    torch.dispose([...this.channelPos, this.pixelWeight]);
   }
 }
 
@@ -229,7 +231,7 @@ export class SliceDecoder {
   /** Records the finished pixel t, values (B, C) int64, so later pixels can see it. */
   setPixel(t: number, values: Tensor): void {
     const m = this.plan.model;
-    torch.tidy(() => this.inputState.write(t, m.embedPixels(values)));
+    torch.tidy(() => this.inputState.write(t, m.embedPixels(values, this.plan.pixelWeight)));
   }
 
   dispose(): void {

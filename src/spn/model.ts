@@ -320,11 +320,17 @@ export class SPN extends Module {
     return x;
   }
 
-  /** Embedding of pixel values (..., C) int64: the sum of their per-channel embeddings, (..., D). */
-  embedPixels(values: Tensor): Tensor {
-    let w = this.pixelEmbed.weight;
-    if (this.pixelFreqs && this.embedTable) w = w.add(torch.matmul(this.embedTable, this.pixelFreqs).reshape([-1, this.cfg.dim]));
-    return torch.embedding(w, values.add(this.offsets)).sum(-2);
+  /** The pixel embedding table (C·V, D): learnt rows, plus their smooth part with embedFreqs. */
+  pixelEmbedWeight(): Tensor {
+    const w = this.pixelEmbed.weight;
+    if (!this.pixelFreqs || !this.embedTable) return w;
+    return w.add(torch.matmul(this.embedTable, this.pixelFreqs).reshape([-1, this.cfg.dim]));
+  }
+
+  /** Embedding of pixel values (..., C) int64: the sum of their per-channel embeddings, (..., D).
+   * `weight`: the table from pixelEmbedWeight(), when the caller keeps it (the decoder). */
+  embedPixels(values: Tensor, weight: Tensor = this.pixelEmbedWeight()): Tensor {
+    return torch.embedding(weight, values.add(this.offsets)).sum(-2);
   }
 
   /** Logits (B, T, C, V) for target slice k (B,) of each image, all positions at once (training). */
