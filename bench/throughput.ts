@@ -21,14 +21,16 @@ export const GPU_PRESETS = ['imagenet32-gpu', 'imagenet64-gpu', 'celebahq256-gpu
  * Forward multiply-accumulates of the SPN for one image and one target slice, from the layer
  * shapes. T = (H/S)(W/S) pixels per slice, D width, C channels, V = 2^bits, k kernel, r MLP ratio,
  * L decoder blocks, Lc conditioning blocks, inCh = S²·C + S² (+ S²·C for a depth stage):
- *   conditioning: input conv T·inCh·D·k² + Lc residual blocks of two convs 2·T·D²·k²
+ *   conditioning: input conv T·inCh·D·k² + value features (1×1 conv) T·S²·C·2F·D with F =
+ *                 valueFreqs + Lc residual blocks of two convs 2·T·D²·k²
  *   decoder input: masked conv A T·D²·k²
  *   per decoder block: masked conv B T·D²·k² + QKV 3·T·D² + scores T²·D + weighted values T²·D
  *                      + output T·D² + MLP 2·r·T·D²
  *   channel head, per sub-pixel (T·C of them): hidden D² + logits D·V
  * Masked convs count all k² taps (they run as dense convs with zeroed weights) and attention the
  * full T×T product (the causal mask is applied after computing every score). Embeddings, norms,
- * softmaxes and the loss are memory-bound and left out.
+ * softmaxes, the loss and the smooth parts of the head and embedding tables (once per step, not
+ * per image) are left out.
  *
  * Training FLOPs per step = 2 FLOPs/MAC × 3 (backward ≈ 2× forward) × batch × forward MACs.
  */
@@ -38,7 +40,7 @@ export function spnForwardMacs(cfg: ModelConfig): number {
   const V = 2 ** cfg.bits;
   const inCh = S * S * C + S * S + (cfg.stage === 'depth' ? S * S * C : 0);
   const k2 = k * k;
-  const cond = T * inCh * D * k2 + Lc * 2 * T * D * D * k2;
+  const cond = T * inCh * D * k2 + T * S * S * C * 2 * cfg.valueFreqs * D + Lc * 2 * T * D * D * k2;
   const input = T * D * D * k2;
   const block = T * D * D * k2 + 3 * T * D * D + 2 * T * T * D + T * D * D + 2 * r * T * D * D;
   const head = T * C * (D * D + D * V);

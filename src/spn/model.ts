@@ -99,9 +99,9 @@ class ConditioningNetwork extends Module {
     const [B, D] = [stack.size(0), this.meta.dim];
     let x = this.input.forward(stack).add(this.meta.forward(k).view([B, D, 1, 1])); // (B, D, h, w)
     if (this.freqs && freqs) {
-      let f = this.freqs.forward(freqs);
-      if (this.ring) f = f.narrow(2, this.ring, x.size(2)).narrow(3, this.ring, x.size(3));
-      x = x.add(f);
+      // a 1×1 conv: only the grid's inner h×w positions reach the output
+      const inner = this.ring ? freqs.narrow(2, this.ring, x.size(2)).narrow(3, this.ring, x.size(3)) : freqs;
+      x = x.add(this.freqs.forward(inner));
     }
     for (const b of this.blocks) x = b.forward(x);
     return this.norm.forward(x.flatten(2).transpose(1, 2)); // (B, T, D)
