@@ -1,8 +1,10 @@
 // The Subscale Pixel Network (Menick & Kalchbrenner, ICLR 2019), top to bottom:
 //
 //   image (B, H, W, C) ──subscale──> slices (B, S², h, w, C), h = H/S, w = W/S
-//   conditioning network: context stack (slices before the target, the others masked) +
-//                         meta-position embedding of the target index k ──convs──> (B, T, D)
+//   conditioning network: context stack (slices before the target, the others masked; planes
+//                         by slice or by offset from the target, context.ts) [+ cos/sin
+//                         features of the known values, freqs.ts] + meta-position embedding of
+//                         the target index k ──convs──> (B, T, D)
 //   decoder over the target slice (T = h·w pixels in raster order):
 //       masked conv (type A: a pixel sees only earlier pixels) of the pixel embeddings
 //       + context embedding + position embedding
@@ -264,6 +266,16 @@ export class SPN extends Module {
     return v.to(this.dtype).mul(2 / (levels - 1)).sub(1);
   }
 
+  /** The pixels of v (B, H, W, C) that the context planes read for targets k: (B, P, rows, cols, C),
+   * P = S², 0 where a plane reads outside the image (context.ts). */
+  private contextPixels(v: Tensor, k: Tensor): Tensor {
+    const [B, P, h, w] = [v.size(0), ...this.ctxKnown.shape.slice(1)] as [number, number, number, number];
+    const C = this.cfg.channels;
+    const idx = this.ctxIndex.indexSelect(0, k).unsqueeze(2).expand([B, P * h * w, C]);
+    // (B, H·W + 1, C): an extra zero pixel at the end for reads outside the image
+    return torch.pad(v.reshape([B, -1, C]), [0, 0, 0, 1]).gather(1, idx).view([B, P, h, w, C]);
+  }
+
   /**
    * The context stack for target slices k (B,): (B, P·C + P [+ P·C], rows, cols), P = S²: the
    * planes of values laid out as cfg.context says (context.ts; rows×cols is h×w or, for
@@ -274,25 +286,21 @@ export class SPN extends Module {
   contextStack(batch: SliceBatch, k: Tensor): Tensor {
     const [B, P, h, w] = [batch.x.size(0), ...this.ctxKnown.shape.slice(1)] as [number, number, number, number];
     const C = this.cfg.channels;
-    const idx = this.ctxIndex.indexSelect(0, k).unsqueeze(2).expand([B, P * h * w, C]); // (B, P·h·w, C)
-    // Image values as (B, H·W + 1, C) with a zero pixel at the end for reads outside the image.
-    const read = (v: Tensor, levels: number) => torch.pad(this.normalize(v, levels).reshape([B, -1, C]), [0, 0, 0, 1]).gather(1, idx).view([B, P, h, w, C]);
-    const planes = (v: Tensor, mask: Tensor) => v.mul(mask.unsqueeze(4)).permute([0, 1, 4, 2, 3]).reshape([B, P * C, h, w]);
-    const known = this.ctxKnown.indexSelect(0, k); // (B, P, h, w)
-    const parts = [planes(read(batch.x, this.V), known), known];
-    if (batch.given) parts.push(planes(read(batch.given, 2 ** this.cfg.givenBits), this.ctxInside.indexSelect(0, k)));
+    const planes = (v: Tensor, levels: number, mask: Tensor) =>
+      this.normalize(this.contextPixels(v, k), levels).mul(mask.unsqueeze(4)).permute([0, 1, 4, 2, 3]).reshape([B, P * C, h, w]);
+    const known = this.ctxKnown.indexSelect(0, k); // (B, P, rows, cols)
+    const parts = [planes(batch.x, this.V, known), known];
+    if (batch.given) parts.push(planes(batch.given, 2 ** this.cfg.givenBits, this.ctxInside.indexSelect(0, k)));
     return torch.cat(parts, 1);
   }
 
-  /** The known context values' cos/sin features, (B, P·C·2F, rows, cols), or undefined. */
+  /** The known context values' cos/sin features (freqs.ts): (B, P·C·2F, rows, cols), or undefined. */
   contextFreqs(batch: SliceBatch, k: Tensor): Tensor | undefined {
     if (!this.freqTable) return undefined;
     const [B, P, h, w] = [batch.x.size(0), ...this.ctxKnown.shape.slice(1)] as [number, number, number, number];
     const C = this.cfg.channels;
     const F2 = this.freqTable.size(1);
-    const idx = this.ctxIndex.indexSelect(0, k).unsqueeze(2).expand([B, P * h * w, C]);
-    const v = torch.pad(batch.x.reshape([B, -1, C]), [0, 0, 0, 1]).gather(1, idx); // (B, P·h·w, C)
-    const f = this.freqTable.indexSelect(0, v.reshape([-1])).view([B, P, h, w, C, F2]);
+    const f = this.freqTable.indexSelect(0, this.contextPixels(batch.x, k).reshape([-1])).view([B, P, h, w, C, F2]);
     const known = this.ctxKnown.indexSelect(0, k).view([B, P, h, w, 1, 1]);
     return f.mul(known).permute([0, 1, 4, 5, 2, 3]).reshape([B, P * C * F2, h, w]);
   }
