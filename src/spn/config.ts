@@ -89,7 +89,8 @@ export const PRESETS: Record<string, Preset> = {
     // Then, at 6 min: the 'relative' context layout 3.135 against 3.263 for 'slices'; value
     // features for the context (valueFreqs 8) 3.030 against 3.137; adding headFreqs 8 3.013,
     // embedFreqs 8 3.024. With all three, at 12 min: 4/1 2.965, 6/1 2.974, 4/2 2.974, width 128
-    // 2.981; lr 4.5e-3 2.979, 2e-3 2.939, 1.5e-3 2.944, 1e-3 2.958.
+    // 2.981; lr 4.5e-3 2.979, 2e-3 2.939, 1.5e-3 2.944, 1e-3 2.958. Then at lr 2e-3: 4/1 2.947,
+    // 5/1 2.955 (one round).
     model: { bits: 8, scale: 4, dim: 96, heads: 4, condLayers: 4, decLayers: 1, kernel: 3, context: 'relative', valueFreqs: 8, headFreqs: 8, embedFreqs: 8 },
     train: { batchSize: 32, lr: 2e-3, warmupSteps: 100, emaDecay: 0.998, evalEverySec: 240, evalImages: 400 },
   },
