@@ -277,32 +277,28 @@ export class SPN extends Module {
   }
 
   /**
-   * The context stack for target slices k (B,): (B, P·C + P [+ P·C], rows, cols), P = S²: the
-   * planes of values laid out as cfg.context says (context.ts; rows×cols is h×w or, for
-   * 'relative', (h+2)×(w+2)), zero where not yet known, their "known" indicator planes (so
-   * "unknown" differs from the value 0) and, for a depth stage, the given high bits of the same
-   * pixels.
+   * The conditioning network's inputs for target slices k (B,), P = S² planes laid out as
+   * cfg.context says (context.ts; rows×cols is h×w or, for 'relative', (h+2)×(w+2)):
+   *   stack (B, P·C + P [+ P·C], rows, cols): the values, zero where not yet known, their "known"
+   *         indicator planes (so "unknown" differs from the value 0) and, for a depth stage, the
+   *         given high bits of the same pixels;
+   *   freqs (B, P·C·2F, rows, cols), with valueFreqs: the known values' cos/sin features (freqs.ts).
    */
-  contextStack(batch: SliceBatch, k: Tensor): Tensor {
+  contextInputs(batch: SliceBatch, k: Tensor): { stack: Tensor; freqs?: Tensor } {
     const [B, P, h, w] = [batch.x.size(0), ...this.ctxKnown.shape.slice(1)] as [number, number, number, number];
     const C = this.cfg.channels;
-    const planes = (v: Tensor, levels: number, mask: Tensor) =>
-      this.normalize(this.contextPixels(v, k), levels).mul(mask.unsqueeze(4)).permute([0, 1, 4, 2, 3]).reshape([B, P * C, h, w]);
+    const planes = (px: Tensor, levels: number, mask: Tensor) =>
+      this.normalize(px, levels).mul(mask.unsqueeze(4)).permute([0, 1, 4, 2, 3]).reshape([B, P * C, h, w]);
     const known = this.ctxKnown.indexSelect(0, k); // (B, P, rows, cols)
-    const parts = [planes(batch.x, this.V, known), known];
-    if (batch.given) parts.push(planes(batch.given, 2 ** this.cfg.givenBits, this.ctxInside.indexSelect(0, k)));
-    return torch.cat(parts, 1);
-  }
-
-  /** The known context values' cos/sin features (freqs.ts): (B, P·C·2F, rows, cols), or undefined. */
-  contextFreqs(batch: SliceBatch, k: Tensor): Tensor | undefined {
-    if (!this.freqTable) return undefined;
-    const [B, P, h, w] = [batch.x.size(0), ...this.ctxKnown.shape.slice(1)] as [number, number, number, number];
-    const C = this.cfg.channels;
+    const px = this.contextPixels(batch.x, k); // (B, P, rows, cols, C)
+    const parts = [planes(px, this.V, known), known];
+    if (batch.given) parts.push(planes(this.contextPixels(batch.given, k), 2 ** this.cfg.givenBits, this.ctxInside.indexSelect(0, k)));
+    const stack = torch.cat(parts, 1);
+    if (!this.freqTable) return { stack };
     const F2 = this.freqTable.size(1);
-    const f = this.freqTable.indexSelect(0, this.contextPixels(batch.x, k).reshape([-1])).view([B, P, h, w, C, F2]);
-    const known = this.ctxKnown.indexSelect(0, k).view([B, P, h, w, 1, 1]);
-    return f.mul(known).permute([0, 1, 4, 5, 2, 3]).reshape([B, P * C * F2, h, w]);
+    const f = this.freqTable.indexSelect(0, px.reshape([-1])).view([B, P, h, w, C, F2]);
+    const freqs = f.mul(known.view([B, P, h, w, 1, 1])).permute([0, 1, 4, 5, 2, 3]).reshape([B, P * C * F2, h, w]);
+    return { stack, freqs };
   }
 
   /** The values of slice k of each image: (B, H, W, C) -> (B, T, C). */
@@ -321,7 +317,8 @@ export class SPN extends Module {
    * bits of the target slice. The incremental decoder computes it once per slice.
    */
   contextEmbedding(batch: SliceBatch, k: Tensor): Tensor {
-    let x = this.cond.forward(this.contextStack(batch, k), k, this.contextFreqs(batch, k)).add(this.pos); // (B, T, D)
+    const { stack, freqs } = this.contextInputs(batch, k);
+    let x = this.cond.forward(stack, k, freqs).add(this.pos); // (B, T, D)
     if (batch.given && this.givenEmbed && this.givenOffsets) {
       x = x.add(this.givenEmbed.forward(this.targetSlice(batch.given, k).add(this.givenOffsets)).sum(2));
     }

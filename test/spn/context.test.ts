@@ -84,7 +84,7 @@ describe('SPN context stack', () => {
       torch.tidy(() => {
         const x = torch.fromArray(data, [B, H, W, C]).to('int64');
         const ks = [3, 14];
-        const stack = model.contextStack({ x }, torch.fromArray(new BigInt64Array(ks.map(BigInt)))); // (B, P·C + P, h, w)
+        const stack = model.contextInputs({ x }, torch.fromArray(new BigInt64Array(ks.map(BigInt)))).stack; // (B, P·C + P, h, w)
         expect(stack.shape).toEqual([B, P * C + P, h, w]);
         const got = stack.contiguous().data() as Float64Array;
         for (let n = 0; n < B; n++) {
