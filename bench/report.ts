@@ -199,16 +199,16 @@ function efficiencySection(r: EfficiencyReport): string {
 
 function throughputSection(r: ThroughputReport): string {
   const rows = r.presets.map((p) =>
-    `| ${p.preset} | ${p.model.height}×${p.model.width}×${p.model.channels} | ${p.model.scale} | ${p.model.dim} | ${int(p.parameters)} | ${p.batch} | ${fmt(p.step_ms, 1)} | ${int(p.subpixels_per_s)} | ${fmt(p.images_per_s, 1)} | ${fmt(p.train_gflop_per_step, 3)} | ${fmt(p.achieved_gflops, 2)} | ${fmt(100 * p.share_of_peak, 1)}% | ${fmt(p.model_matmul.gflops, 1)} |`);
+    `| ${p.preset} | ${p.model.height}×${p.model.width}×${p.model.channels} | ${p.model.scale} | ${p.model.dim} | ${int(p.parameters)} | ${p.batch} | ${p.precision ?? 'fp32'} | ${p.threads ?? r.threads} | ${fmt(p.step_ms, 1)} | ${int(p.subpixels_per_s)} | ${fmt(p.images_per_s, 1)} | ${fmt(p.train_gflop_per_step, 3)} | ${fmt(p.achieved_gflops, 2)} | ${fmt(100 * p.share_of_peak, 1)}% of ${fmt((p.reference_peak ?? r.peak).gflops, 1)} | ${fmt(p.model_matmul.gflops, 1)} |`);
   return [
     setupLines(r),
-    `- Reference peak: ${r.peak.m}×${r.peak.k}×${r.peak.n} float32 matmul, ${fmt(r.peak.gflops, 1)} GFLOP/s (median of ${r.peak.reps}).`,
+    `- Reference peak: ${r.peak.m}×${r.peak.k}×${r.peak.n} float32 matmul, ${fmt(r.peak.gflops, 1)} GFLOP/s (median of ${r.peak.reps}); a bf16 preset is measured against the same matmul in bf16 on its threads.`,
     `- FLOPs: ${r.flops_formula}.`,
     '',
-    "Training step as the trainer runs it (forward, backward, gradient clipping, AdamW, EMA) on one random target slice per image; sub-pixels/s counts the sub-pixels that get a loss (batch × one slice), as the trainer's log does. Median over timed steps after warmup.",
+    "Training step as the trainer runs it (the preset's precision and the trainer's thread count; forward, backward, gradient clipping, AdamW, EMA) on one random target slice per image; sub-pixels/s counts the sub-pixels that get a loss (batch × one slice), as the trainer's log does. Median over timed steps after warmup.",
     '',
-    '| preset | image | S | width | parameters | batch | ms / step | sub-pixels / s | image-steps / s | GFLOP / step | GFLOP/s | share of matmul peak | GFLOP/s of the model\'s MLP matmul alone |',
-    '| --- | --- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: |',
+    '| preset | image | S | width | parameters | batch | precision | threads | ms / step | sub-pixels / s | image-steps / s | GFLOP / step | GFLOP/s | share of the matmul peak (GFLOP/s) in its precision | GFLOP/s of the model\'s MLP matmul alone |',
+    '| --- | --- | --: | --: | --: | --: | --- | --: | --: | --: | --: | --: | --: | --: | --: |',
     ...rows,
   ].join('\n');
 }

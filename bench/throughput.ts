@@ -1,6 +1,8 @@
 // Training throughput per preset: sub-pixels per second of the trainer's step (forward, backward,
-// gradient clipping, AdamW, EMA) on random data, and the share of the machine's measured matmul
-// FLOP/s that the step achieves, with the step's FLOPs counted from the model's layer shapes.
+// gradient clipping, AdamW, EMA) on random data, run as `spn train` runs it (the preset's
+// precision, bf16 autocast or fp32, and the trainer's thread count), and the share of the
+// machine's measured matmul FLOP/s in that precision that the step achieves, with the step's
+// FLOPs counted from the model's layer shapes.
 //
 //   node dist/bench/throughput.js [--device cpu|cuda] [--quick] [--preset NAME]... [--json out.json]
 //
@@ -12,6 +14,7 @@ import * as torch from '../src/torch/index.js';
 import { AdamW, EMA, clipGradNorm } from '../src/torch/optim/index.js';
 import { getPreset, parseModelConfig, type ModelConfig } from '../src/spn/config.js';
 import { SPN } from '../src/spn/model.js';
+import { trainThreads, useBf16 } from '../src/train/trainer.js';
 import { checkDevice, emitReport, median, reportHeader, runIfMain, type ReportHeader } from './machine.js';
 
 export const CPU_PRESETS = ['fmnist-cpu', 'cifar-cpu'] as const;
@@ -50,17 +53,17 @@ export function spnForwardMacs(cfg: ModelConfig): number {
 /** FLOPs of one training step (forward + backward) over `batch` images: 6 × batch × MACs. */
 export const trainFlops = (forwardMacs: number, batch: number): number => 6 * batch * forwardMacs;
 
-export interface MatmulPeak { m: number; k: number; n: number; ms: number; gflops: number; reps: number }
+export interface MatmulPeak { m: number; k: number; n: number; ms: number; gflops: number; reps: number; dtype?: 'float32' | 'bfloat16' }
 
 function sync(device: string): void {
   if (device.startsWith('cuda')) torch.cuda.synchronize();
 }
 
-/** GFLOP/s of (m×k)·(k×n) float32 matmuls: median over reps, each rep timing ≥ targetMs. */
-export function measureMatmul(m: number, k: number, n: number, device: string, reps: number, targetMs: number): MatmulPeak {
+/** GFLOP/s of (m×k)·(k×n) matmuls in dtype: median over reps, each rep timing ≥ targetMs. */
+export function measureMatmul(m: number, k: number, n: number, device: string, reps: number, targetMs: number, dtype: 'float32' | 'bfloat16' = 'float32'): MatmulPeak {
   return torch.tidy(() => {
-    const a = torch.randn([m, k], { device });
-    const b = torch.randn([k, n], { device });
+    const a = torch.randn([m, k], { device }).to(dtype);
+    const b = torch.randn([k, n], { device }).to(dtype);
     const once = () => torch.mm(a, b).dispose();
     const timeIt = (iters: number) => {
       sync(device);
@@ -72,7 +75,7 @@ export function measureMatmul(m: number, k: number, n: number, device: string, r
     const first = timeIt(1);
     const iters = Math.max(1, Math.ceil(targetMs / Math.max(first, 1e-3)));
     const ms = median(Array.from({ length: reps }, () => timeIt(iters) / iters));
-    return { m, k, n, ms, gflops: (2 * m * k * n) / (ms * 1e6), reps };
+    return { m, k, n, ms, gflops: (2 * m * k * n) / (ms * 1e6), reps, dtype };
   });
 }
 
@@ -81,6 +84,9 @@ export interface PresetThroughput {
   model: ModelConfig;
   parameters: number;
   batch: number;
+  /** The preset's training arithmetic as the trainer resolves it on this machine, and its threads. */
+  precision: 'bf16' | 'fp32';
+  threads: number;
   warmup: number;
   reps: number;
   /** Median milliseconds per training step, and every measured step. */
@@ -92,9 +98,11 @@ export interface PresetThroughput {
   images_per_s: number; // image-steps (one target slice each) per second
   train_gflop_per_step: number;
   achieved_gflops: number;
-  /** The model's largest matmul shape (MLP: batch·T × D → r·D), measured alone. */
+  /** The model's largest matmul shape (MLP: batch·T × D → r·D), measured alone in the step's precision. */
   model_matmul: MatmulPeak;
-  /** achieved_gflops / machine matmul peak. */
+  /** The square matmul peak in the step's precision and threads (the report's `peak` for fp32). */
+  reference_peak: MatmulPeak;
+  /** achieved_gflops / reference_peak. */
   share_of_peak: number;
 }
 
@@ -127,7 +135,7 @@ export function presetModel(name: string): ModelConfig {
 }
 
 /** Runs the trainer's step `warmup + reps` times and returns the timed steps' milliseconds. */
-export function timeTrainingSteps(model: SPN, batch: number, device: string, warmup: number, reps: number): number[] {
+export function timeTrainingSteps(model: SPN, batch: number, device: string, warmup: number, reps: number, bf16 = false): number[] {
   const named = model.namedParameters().map(([name, param]) => ({ name, param }));
   const optim = new AdamW(named, { lr: 1e-4, weightDecay: 0.01, betas: [0.9, 0.99] });
   const ema = new EMA(named, 0.999);
@@ -144,7 +152,8 @@ export function timeTrainingSteps(model: SPN, batch: number, device: string, war
       const t0 = performance.now();
       torch.tidy(() => {
         const k = torch.randint(first, end, [batch], { device });
-        model.nll({ x }, k).mean().div(model.dimsPerSlice * Math.LN2).backward();
+        const forward = () => model.nll({ x }, k).mean().div(model.dimsPerSlice * Math.LN2);
+        (bf16 ? torch.autocast(device.startsWith('cuda') ? 'cuda' : 'cpu', forward) : forward()).backward();
       });
       clipGradNorm(params, 1);
       optim.step();
@@ -177,16 +186,25 @@ export function runThroughputBench(opts: ThroughputOptions = {}): ThroughputRepo
   const peak = measureMatmul(peakSize, peakSize, peakSize, device, quick ? 3 : 5, targetMs);
   log(`matmul ${peakSize}³ float32: ${peak.gflops.toFixed(1)} GFLOP/s`);
   const results: PresetThroughput[] = [];
+  const threadsBefore = torch.getNumThreads();
   for (const name of presets) {
     const cfg = presetModel(name);
-    const batch = opts.batch ?? getPreset(name).train.batchSize;
+    const preset = getPreset(name);
+    const batch = opts.batch ?? preset.train.batchSize;
+    const onCuda = device === 'cuda';
+    const bf16 = useBf16(preset.train.precision ?? 'auto', onCuda);
+    const dtype = bf16 ? 'bfloat16' : 'float32';
+    // as `spn train` picks them: SPN_THREADS (bench --threads sets it) or the trainer's default
+    const threads = process.env.SPN_THREADS ? threadsBefore : trainThreads(bf16, onCuda);
+    torch.setNumThreads(threads);
     torch.manualSeed(0);
     const model = new SPN(cfg, { device });
     try {
-      const steps = timeTrainingSteps(model, batch, device, warmup, reps);
+      const steps = timeTrainingSteps(model, batch, device, warmup, reps, bf16);
       const stepMs = median(steps);
       const T = model.T;
-      const modelMatmul = measureMatmul(batch * T, cfg.dim, cfg.mlpRatio * cfg.dim, device, quick ? 3 : 5, targetMs);
+      const modelMatmul = measureMatmul(batch * T, cfg.dim, cfg.mlpRatio * cfg.dim, device, quick ? 3 : 5, targetMs, dtype);
+      const reference = bf16 ? measureMatmul(peakSize, peakSize, peakSize, device, quick ? 3 : 5, targetMs, dtype) : peak;
       const flops = trainFlops(spnForwardMacs(cfg), batch);
       const achieved = flops / (stepMs * 1e6);
       const subpixels = batch * model.dimsPerSlice;
@@ -195,6 +213,8 @@ export function runThroughputBench(opts: ThroughputOptions = {}): ThroughputRepo
         model: cfg,
         parameters: model.numParameters(),
         batch,
+        precision: bf16 ? 'bf16' : 'fp32',
+        threads,
         warmup,
         reps,
         step_ms: stepMs,
@@ -205,12 +225,14 @@ export function runThroughputBench(opts: ThroughputOptions = {}): ThroughputRepo
         train_gflop_per_step: flops / 1e9,
         achieved_gflops: achieved,
         model_matmul: modelMatmul,
-        share_of_peak: achieved / peak.gflops,
+        reference_peak: reference,
+        share_of_peak: achieved / reference.gflops,
       };
-      log(`${name} batch ${batch}: ${stepMs.toFixed(1)} ms/step, ${Math.round(r.subpixels_per_s)} sub-pixels/s, ${achieved.toFixed(2)} GFLOP/s = ${(100 * r.share_of_peak).toFixed(1)}% of the matmul peak`);
+      log(`${name} batch ${batch}, ${r.precision}, ${threads} thread(s): ${stepMs.toFixed(1)} ms/step, ${Math.round(r.subpixels_per_s)} sub-pixels/s, ${achieved.toFixed(2)} GFLOP/s = ${(100 * r.share_of_peak).toFixed(1)}% of the ${r.precision} matmul peak (${reference.gflops.toFixed(1)} GFLOP/s)`);
       results.push(r);
     } finally {
       model.dispose();
+      torch.setNumThreads(threadsBefore);
     }
   }
   return {

@@ -14,13 +14,13 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <ATen/Version.h>
+#include <ATen/autocast_mode.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/core/grad_mode.h>
 #include <ATen/detail/CUDAHooksInterface.h>
 #include <torch/csrc/api/include/torch/version.h>
 
 #ifdef SPN_WITH_CUDA
-#include <ATen/autocast_mode.h>
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAFunctions.h>
 #endif
@@ -472,10 +472,26 @@ static Napi::Value CudaMemory(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// Mixed precision on CUDA: ops that autocast lists (matmul, conv, linear, attention) run in
-// bf16, reductions and losses stay fp32. Returns false where this build has no CUDA.
+// Mixed precision: ops that autocast lists (matmul, conv, linear) run in bf16 on the given
+// device ("cuda" or "cpu"), the rest keeps its dtype (the residual stream stays fp32). On CPU
+// the bf16 kernels are oneDNN's (fast where the CPU has AMX or AVX512-BF16). Returns false
+// where the device is CUDA and this build has none.
 static Napi::Value SetAutocast(const Napi::CallbackInfo& info) {
   bool on = info[0].As<Napi::Boolean>().Value();
+  std::string device = info.Length() > 1 && info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "cuda";
+  if (device != "cpu" && device != "cuda")
+    throw Napi::TypeError::New(info.Env(), "setAutocast: device must be 'cpu' or 'cuda', got '" + device + "'");
+  if (device == "cpu") {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+    at::autocast::set_autocast_dtype(at::kCPU, at::kBFloat16);
+    at::autocast::set_autocast_enabled(at::kCPU, on);
+#else
+    at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+    at::autocast::set_cpu_enabled(on);
+#endif
+    if (!on) at::autocast::clear_cache();
+    return Napi::Boolean::New(info.Env(), true);
+  }
 #ifdef SPN_WITH_CUDA
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
   at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);

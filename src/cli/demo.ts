@@ -27,13 +27,15 @@ export interface DemoOptions {
 
 export async function demo(o: DemoOptions): Promise<{ dir: string; bpd: number; files: string[] }> {
   if (!(o.minutes > 0)) throw new ArgError(`--minutes ${o.minutes}: expected a positive number`);
-  if (o.threads !== undefined) setNumThreads(o.threads);
   const started = Date.now();
   const dir = path.resolve(o.out ?? path.join('runs', `demo-${new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19)}`));
   const say = (m: string) => o.quiet || process.stderr.write(m + '\n');
   say(`spn demo: training ${o.preset} on ${o.data} for ${o.minutes} min -> ${dir}`);
   say(`(watch it live: npx spn serve ${path.relative(process.cwd(), path.dirname(dir)) || '.'})`);
-  await train({ data: o.data, preset: o.preset, out: dir, minutes: o.minutes, seed: o.seed, device: o.device, quiet: o.quiet });
+  await train({ data: o.data, preset: o.preset, out: dir, minutes: o.minutes, seed: o.seed, device: o.device, threads: o.threads, quiet: o.quiet });
+  // evaluation and sampling: the asked-for threads, else the CLI default (train picks its own)
+  const threads = o.threads ?? defaultThreads();
+  if (threads !== undefined) setNumThreads(threads);
 
   say(`\nevaluating exact test bits/dim${o.evalImages ? ` on the first ${o.evalImages} test images` : ' on the full test set'} ...`);
   const report = await evalRun(dir, {
@@ -75,7 +77,7 @@ export function register(program: Command): void {
     .option('--n <count>', 'images to sample', intOpt('--n', 1), 16)
     .option('--eval-images <n>', 'evaluate on the first n test images (0: all; `spn eval` for the full set later)', intOpt('--eval-images'), 2000)
     .option('--device <d>', 'cpu or cuda', 'cpu')
-    .option('--threads <n>', THREADS_HELP, intOpt('--threads', 1), defaultThreads())
+    .option('--threads <n>', THREADS_HELP, intOpt('--threads', 1))
     .option('--quiet', 'no progress output')
     .action(async (opts: DemoOptions) => {
       await demo(opts);

@@ -2,8 +2,7 @@
 import type { Command } from 'commander';
 import { train } from '../train/trainer.js';
 import { ArgError } from '../errors.js';
-import { defaultThreads, intOpt, numOpt, THREADS_HELP } from './options.js';
-import { setNumThreads } from '../torch/random.js';
+import { intOpt, numOpt } from './options.js';
 
 /** --set key=value, repeatable; numbers and booleans are parsed, the rest stays a string. */
 function collectSet(pair: string, acc: Record<string, number | string | boolean>): Record<string, number | string | boolean> {
@@ -35,15 +34,14 @@ export function register(program: Command): void {
     .option('--batch-size <n>', "override the preset's batch size", intOpt('--batch-size'))
     .option('--lr <x>', "override the preset's learning rate", numOpt('--lr'))
     .option('--set <key=value>', 'override a preset setting, e.g. model.dim=96 or train.emaDecay=0.999 (repeatable)', collectSet, {})
-    .option('--threads <n>', THREADS_HELP, intOpt('--threads', 1), defaultThreads())
+    .option('--threads <n>', 'libtorch CPU threads (default: 1 in fp32, every core with bf16 on a CPU that has it; SPN_THREADS wins over the default)', intOpt('--threads', 1))
     .option('--quiet', 'no progress output')
     .action(async (opts) => {
       if (!['full', 'size', 'depth'].includes(opts.stage)) throw new ArgError(`--stage ${opts.stage}: expected full, size or depth`);
-      if (opts.threads !== undefined) setNumThreads(opts.threads);
       await train({
         data: opts.data, preset: opts.preset, out: opts.out, minutes: opts.minutes, steps: opts.steps, seed: opts.seed,
         device: opts.device, resume: !!opts.resume, stage: opts.stage, bits: opts.bits, givenBits: opts.givenBits,
-        scale: opts.scale, subsample: opts.subsample, size: opts.size, batchSize: opts.batchSize, lr: opts.lr, set: opts.set, quiet: !!opts.quiet,
+        scale: opts.scale, subsample: opts.subsample, size: opts.size, batchSize: opts.batchSize, lr: opts.lr, set: opts.set, threads: opts.threads, quiet: !!opts.quiet,
       });
     });
 }

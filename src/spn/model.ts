@@ -351,7 +351,8 @@ export class SPN extends Module {
 
   /** Negative log-likelihood in nats of slice k of each image: (B,). */
   nll(batch: SliceBatch, k: Tensor): Tensor {
-    const logits = this.forward(batch, k); // (B, T, C, V)
+    // the softmax in the model's dtype also when autocast computed the logits in bf16
+    const logits = this.forward(batch, k).to(this.dtype); // (B, T, C, V)
     const B = logits.size(0);
     const target = this.targetSlice(batch.x, k).reshape([-1]);
     return torch.crossEntropy(logits.reshape([-1, this.V]), target, 'none').view([B, -1]).sum(1);

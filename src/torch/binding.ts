@@ -46,7 +46,7 @@ export interface Native {
     cudaCompiled: boolean;
   };
   cudaSynchronize(): void;
-  setAutocast(on: boolean): boolean;
+  setAutocast(on: boolean, device?: 'cpu' | 'cuda'): boolean;
   cudaMemory(resetPeak?: boolean): { allocated: number; peak: number; reserved: number };
   benchBlock(b: number, t: number, d: number, h: number, iters: number, warmup: number, device: string): number;
 }

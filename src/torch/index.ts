@@ -6,6 +6,7 @@ export * from './ops.js';
 export * from './random.js';
 export { native } from './binding.js';
 export * as cuda from './cuda.js';
+export { autocast, cpuHasBf16 } from './autocast.js';
 export * as nn from './nn/index.js';
 export * as optim from './optim/index.js';
 export { saveSafetensors, loadSafetensors, encodeSafetensors, decodeSafetensors } from './safetensors.js';

@@ -85,6 +85,10 @@ describe('throughput (quick)', () => {
     expect(p.preset).toBe('tiny');
     expect(p.subpixels_per_step).toBe(2 * 4 * 4 * 1); // batch × one 4×4 slice of an 8×8×1 image
     expect(p.subpixels_per_s).toBeCloseTo(p.subpixels_per_step / (p.step_ms / 1000), 6);
+    // 'tiny' trains in fp32 ('auto' on CPU), so its reference is the report's fp32 peak
+    expect(p.precision).toBe('fp32');
+    expect(p.threads).toBe(1); // SPN_THREADS=1 under vitest, as `spn train` would take it
+    expect(p.reference_peak).toEqual(r.peak);
     expect(p.share_of_peak).toBeCloseTo(p.achieved_gflops / r.peak.gflops, 6);
     expect(p.train_gflop_per_step).toBeGreaterThan(0);
   });

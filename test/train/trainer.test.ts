@@ -133,6 +133,27 @@ describe('train', () => {
   });
 });
 
+describe('precision', () => {
+  it('bf16 trains under autocast where the CPU has native bf16 (else in fp32), on the asked-for threads, then restores them', async () => {
+    const before = torch.getNumThreads();
+    const f32: unknown[] = [];
+    const b16: unknown[] = [];
+    const seen: number[] = [];
+    await train(opts({ steps: 10, set: { 'train.precision': 'fp32' }, onLog: (r) => f32.push(r.loss_bpd) }));
+    const r = await train(opts({ steps: 10, threads: 2, set: { 'train.precision': 'bf16' }, onLog: (rec) => { b16.push(rec.loss_bpd); seen.push(torch.getNumThreads()); } }));
+    expect(seen).toEqual([2]);
+    expect(torch.getNumThreads()).toBe(before);
+    expect(JSON.parse(fs.readFileSync(runFiles(r.dir).config, 'utf8')).train.precision).toBe('bf16');
+    if (torch.cpuHasBf16()) {
+      // the same seed and data: bf16 arithmetic moves the loss a little, not far
+      expect(b16[0]).not.toBe(f32[0]);
+      expect(Math.abs((b16[0] as number) - (f32[0] as number))).toBeLessThan(0.1);
+    } else {
+      expect(b16).toEqual(f32);
+    }
+  });
+});
+
 describe('NaN', () => {
   it('a NaN loss stops the run (E_NAN, status failed) and keeps the last good checkpoint', async () => {
     const o = opts({ steps: 200, lr: 1e6 });
