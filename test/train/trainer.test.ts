@@ -143,6 +143,10 @@ describe('precision', () => {
     const r = await train(opts({ steps: 10, threads: 2, set: { 'train.precision': 'bf16' }, onLog: (rec) => { b16.push(rec.loss_bpd); seen.push(torch.getNumThreads()); } }));
     expect(seen).toEqual([2]);
     expect(torch.getNumThreads()).toBe(before);
+    // reproducible from the seed in bf16 too
+    const again: unknown[] = [];
+    await train(opts({ steps: 10, threads: 2, set: { 'train.precision': 'bf16' }, onLog: (rec) => again.push(rec.loss_bpd) }));
+    expect(again).toEqual(b16);
     expect(JSON.parse(fs.readFileSync(runFiles(r.dir).config, 'utf8')).train.precision).toBe('bf16');
     if (torch.cpuHasBf16()) {
       // the same seed and data: bf16 arithmetic moves the loss a little, not far
