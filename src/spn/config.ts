@@ -99,7 +99,9 @@ export const PRESETS: Record<string, Preset> = {
     // bf16 autocast where the CPU computes bf16 natively (AMX here): at 12 min, 2.918 against
     // 2.946 in fp32 (5,251 vs 3,382 steps, side by side on one thread each); a step alone took
     // 96 ms with 1 thread and 81 ms with 2, against 140 ms in fp32. 30 min on both cores: 2.887
-    // on the full test set (20,544 steps), against 2.916 in fp32 on one (10,711 steps).
+    // on the full test set (20,544 steps), against 2.916 in fp32 on one (10,711 steps). In bf16 at
+    // 12 min: this preset 2.908, width 128 2.922 (one round); conditioning/decoder blocks 4/2 and
+    // 3/2 were behind it at 8.5 min (3,105 steps and fewer against 4,357).
     train: { batchSize: 32, lr: 2e-3, warmupSteps: 100, emaDecay: 0.998, evalEverySec: 240, evalImages: 400, precision: 'bf16' },
   },
   'cifar-cpu': {
