@@ -100,8 +100,9 @@ export const PRESETS: Record<string, Preset> = {
     // 2.946 in fp32 (5,251 vs 3,382 steps, side by side on one thread each); a step alone took
     // 96 ms with 1 thread and 81 ms with 2, against 140 ms in fp32. 30 min on both cores: 2.887
     // on the full test set (20,544 steps), against 2.916 in fp32 on one (10,711 steps). In bf16 at
-    // 12 min: this preset 2.908, width 128 2.922 (one round); conditioning/decoder blocks 4/2 and
-    // 3/2 were behind it at 8.5 min (3,105 steps and fewer against 4,357).
+    // 12 min: this preset 2.908, width 128 2.922 (one round). Next round, stopped early:
+    // conditioning/decoder blocks 4/2 3.020 at 4.4 min and 3/2 2.946 at 8.6 min, against this
+    // preset's 2.984 at 4.2 and 2.924 at 8.4 (a decoder block costs more steps than it gives).
     train: { batchSize: 32, lr: 2e-3, warmupSteps: 100, emaDecay: 0.998, evalEverySec: 240, evalImages: 400, precision: 'bf16' },
   },
   'cifar-cpu': {
