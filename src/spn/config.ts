@@ -60,7 +60,7 @@ export const TrainConfig = z
     slicesPerImage: z.number().int().positive().default(1), // target slices drawn per image per step
     // Training arithmetic (evaluation is always fp32): 'auto' is bf16 autocast on CUDA and fp32 on
     // CPU; 'bf16' is bf16 autocast on CUDA and on a CPU that computes bf16 natively (AMX or
-    // AVX512-BF16), fp32 on other CPUs (emulated bf16 is slower than fp32); 'fp32' everywhere.
+    // AVX512-BF16), fp32 on other CPUs (where bf16 would be emulated); 'fp32' everywhere.
     precision: z.enum(['auto', 'bf16', 'fp32']).default('auto'),
     evalEverySec: z.number().positive().default(180), // test bits/dim on a fixed subset this often
     evalImages: z.number().int().positive().default(500),

@@ -1,7 +1,8 @@
 // Mixed precision: run a function with libtorch's autocast to bfloat16 on a device. Convs,
 // linears and matmuls run in bf16 (weights stay fp32; their gradients come back in fp32),
 // everything else keeps its dtype. On CPU the bf16 kernels are oneDNN's: several times faster
-// than fp32 where the CPU has AMX or AVX512-BF16, slower where it has neither (see cpuHasBf16).
+// than fp32 where the CPU has AMX or AVX512-BF16 (measured here), emulated where it has neither
+// (so the trainer keeps fp32 there; see cpuHasBf16).
 import * as fs from 'node:fs';
 import { native } from './binding.js';
 
@@ -17,8 +18,8 @@ export function autocast<T>(device: 'cpu' | 'cuda', fn: () => T): T {
 }
 
 let bf16Cpu: boolean | undefined;
-/** Whether this CPU computes bf16 natively (AMX or AVX512-BF16, from /proc/cpuinfo's flags):
- * where it does not, bf16 is emulated and slower than fp32. */
+/** Whether this CPU computes bf16 natively (AMX or AVX512-BF16, from /proc/cpuinfo's flags);
+ * where it does not, bf16 arithmetic is emulated. */
 export function cpuHasBf16(): boolean {
   if (bf16Cpu === undefined) {
     let flags = '';
