@@ -194,8 +194,8 @@ export function runThroughputBench(opts: ThroughputOptions = {}): ThroughputRepo
     const onCuda = device === 'cuda';
     const bf16 = useBf16(preset.train.precision ?? 'auto', onCuda);
     const dtype = bf16 ? 'bfloat16' : 'float32';
-    // as `spn train` picks them: SPN_THREADS (bench --threads sets it) or the trainer's default
-    const threads = process.env.SPN_THREADS ? threadsBefore : trainThreads(bf16, onCuda);
+    // as `spn train` picks them (bench --threads sets SPN_THREADS)
+    const threads = trainThreads(bf16, onCuda);
     torch.setNumThreads(threads);
     torch.manualSeed(0);
     const model = new SPN(cfg, { device });

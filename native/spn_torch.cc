@@ -472,6 +472,24 @@ static Napi::Value CudaMemory(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// Turns bf16 autocast on or off for one device type; the API took the device as an argument
+// from libtorch 2.4 on, and had a CPU and a GPU variant of each call before.
+static void EnableAutocast(c10::DeviceType type, bool on) {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  at::autocast::set_autocast_dtype(type, at::kBFloat16);
+  at::autocast::set_autocast_enabled(type, on);
+#else
+  if (type == c10::DeviceType::CPU) {
+    at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+    at::autocast::set_cpu_enabled(on);
+  } else {
+    at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+    at::autocast::set_enabled(on);
+  }
+#endif
+  if (!on) at::autocast::clear_cache();
+}
+
 // Mixed precision: ops that autocast lists (matmul, conv, linear) run in bf16 on the given
 // device ("cuda" or "cpu"), the rest keeps its dtype (the residual stream stays fp32). On CPU
 // the bf16 kernels are oneDNN's (fast where the CPU has AMX or AVX512-BF16). Returns false
@@ -481,31 +499,11 @@ static Napi::Value SetAutocast(const Napi::CallbackInfo& info) {
   std::string device = info.Length() > 1 && info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "cuda";
   if (device != "cpu" && device != "cuda")
     throw Napi::TypeError::New(info.Env(), "setAutocast: device must be 'cpu' or 'cuda', got '" + device + "'");
-  if (device == "cpu") {
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-    at::autocast::set_autocast_dtype(at::kCPU, at::kBFloat16);
-    at::autocast::set_autocast_enabled(at::kCPU, on);
-#else
-    at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
-    at::autocast::set_cpu_enabled(on);
+#ifndef SPN_WITH_CUDA
+  if (device == "cuda") return Napi::Boolean::New(info.Env(), false);
 #endif
-    if (!on) at::autocast::clear_cache();
-    return Napi::Boolean::New(info.Env(), true);
-  }
-#ifdef SPN_WITH_CUDA
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-  at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
-  at::autocast::set_autocast_enabled(at::kCUDA, on);
-#else
-  at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
-  at::autocast::set_enabled(on);
-#endif
-  if (!on) at::autocast::clear_cache();
+  EnableAutocast(device == "cpu" ? c10::DeviceType::CPU : c10::DeviceType::CUDA, on);
   return Napi::Boolean::New(info.Env(), true);
-#else
-  (void)on;
-  return Napi::Boolean::New(info.Env(), false);
-#endif
 }
 
 // Wraps a binding so that any C++ exception becomes a JS exception.

@@ -98,7 +98,7 @@ export const PRESETS: Record<string, Preset> = {
     model: { bits: 8, scale: 4, dim: 96, heads: 4, condLayers: 4, decLayers: 1, kernel: 3, context: 'relative', valueFreqs: 8, headFreqs: 8, embedFreqs: 8 },
     // bf16 autocast where the CPU computes bf16 natively (AMX here): at 12 min, 2.918 against
     // 2.946 in fp32 (5,251 vs 3,382 steps, side by side on one thread each); a step alone took
-    // 96 ms with 1 thread and 81 ms with 2, against 140 ms in fp32. 30 min on both cores: 2.887
+    // 83–96 ms with 1 thread and 78–83 ms with 2, against 138–145 ms in fp32. 30 min on both cores: 2.887
     // on the full test set (20,544 steps), against 2.916 in fp32 on one (10,711 steps). In bf16 at
     // 12 min: this preset 2.908, width 128 2.922 (one round). Next round, stopped early:
     // conditioning/decoder blocks 4/2 3.020 at 4.4 min and 3/2 2.946 at 8.6 min, against this

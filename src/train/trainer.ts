@@ -187,7 +187,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   const bf16 = useBf16(tc.precision, onCuda);
   if (tc.precision === 'bf16' && !bf16) log('precision: bf16 asked for, but this CPU has no native bf16 (AMX or AVX512-BF16): training in fp32');
   const threadsBefore = torch.getNumThreads();
-  const threads = o.threads ?? (process.env.SPN_THREADS ? threadsBefore : trainThreads(bf16, onCuda));
+  const threads = o.threads ?? trainThreads(bf16, onCuda);
   torch.setNumThreads(threads);
   if (!onCuda) log(`precision: ${bf16 ? 'bf16 autocast' : 'fp32'}, ${threads} CPU thread${threads > 1 ? 's' : ''}`);
   const subpixelsPerStep = tc.batchSize * tc.slicesPerImage * model.dimsPerSlice;
@@ -390,11 +390,13 @@ export function useBf16(precision: TrainConfig['precision'], onCuda: boolean): b
 }
 
 /**
- * CPU threads for training when none are asked for. fp32: one (the steps are many small ops,
- * and OpenBLAS spreads each matmul over the cores anyway: the earlier fmnist-cpu preset trained
- * at 10.9k sub-pixels/s with 1 thread and 5.6k with 2). bf16: every core (oneDNN's bf16 kernels
- * use the intra-op threads; fmnist-cpu steps took 96 ms with 1 thread and 81 ms with 2).
+ * CPU threads for training when none are asked for: with SPN_THREADS set, the engine's count
+ * (the binding starts with it). Else fp32: one (the steps are many small ops, and OpenBLAS
+ * spreads each matmul over the cores anyway: the earlier fmnist-cpu preset trained at 10.9k
+ * sub-pixels/s with 1 thread and 5.6k with 2). bf16: every core (oneDNN's bf16 kernels use the
+ * intra-op threads; fmnist-cpu steps took 83–96 ms with 1 thread and 78–83 ms with 2).
  */
 export function trainThreads(bf16: boolean, onCuda: boolean): number {
+  if (process.env.SPN_THREADS) return torch.getNumThreads();
   return bf16 && !onCuda ? os.availableParallelism() : 1;
 }
