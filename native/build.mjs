@@ -10,10 +10,10 @@ import { findLibtorch, FIX_HINT } from './libtorch.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const require = createRequire(import.meta.url);
-const outDir = path.join(here, 'build');
 const sources = ['spn_torch.cc', 'bench_block.cc'];
 
-export function build({ quiet = false } = {}) {
+/** Builds into `outDir` (default native/build); a second build dir lets two libtorchs sit side by side. */
+export function build({ quiet = false, outDir = path.join(here, 'build') } = {}) {
   const { found, tried } = findLibtorch();
   if (!found) {
     throw new Error(`spn: no libtorch found. Looked at:\n  ${tried.join('\n  ')}\n${FIX_HINT}`);
@@ -54,7 +54,9 @@ export function build({ quiet = false } = {}) {
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   try {
-    build();
+    // node native/build.mjs [--out DIR]
+    const at = process.argv.indexOf('--out');
+    build(at > 0 && process.argv[at + 1] ? { outDir: path.resolve(process.argv[at + 1]) } : {});
   } catch (err) {
     process.stderr.write(`${err.message}\n`);
     process.exit(1);

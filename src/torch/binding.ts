@@ -54,8 +54,9 @@ export interface Native {
 const here = path.dirname(fileURLToPath(import.meta.url));
 
 function candidates(): string[] {
+  // SPN_NATIVE names the one addon to load (e.g. a second build against another libtorch).
+  if (process.env.SPN_NATIVE) return [path.resolve(process.env.SPN_NATIVE)];
   const list: string[] = [];
-  if (process.env.SPN_NATIVE) list.push(process.env.SPN_NATIVE);
   // From dist/src/torch (compiled) and from src/torch (vitest runs the sources).
   for (const base of [path.resolve(here, '..', '..'), path.resolve(here, '..', '..', '..')]) list.push(path.join(base, 'native', 'build', 'spn_torch.node'));
   return list;
