@@ -60,7 +60,7 @@ export async function runAll(o: RunOptions = {}): Promise<void> {
   if (device !== 'cpu' && device !== 'cuda') throw new ArgError(`--device ${String(device)}: expected cpu or cuda`);
   if (o.threads !== undefined) {
     if (!Number.isInteger(o.threads) || o.threads < 1) throw new ArgError(`--threads ${o.threads}: expected a positive integer`);
-    torch.native.setNumThreads(o.threads);
+    torch.setNumThreads(o.threads);
     process.env.SPN_THREADS = String(o.threads); // the efficiency benchmark's child processes
   }
   const command = `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim().replace(/ --$/, '');

@@ -14,7 +14,7 @@ import * as torch from '../src/torch/index.js';
 import { AdamW, EMA, clipGradNorm } from '../src/torch/optim/index.js';
 import { getPreset, parseModelConfig, type ModelConfig } from '../src/spn/config.js';
 import { SPN } from '../src/spn/model.js';
-import { trainThreads, useBf16 } from '../src/train/trainer.js';
+import { threadWork, useBf16 } from '../src/train/trainer.js';
 import { checkDevice, emitReport, median, reportHeader, runIfMain, type ReportHeader } from './machine.js';
 
 export const CPU_PRESETS = ['fmnist-cpu', 'cifar-cpu'] as const;
@@ -195,7 +195,7 @@ export function runThroughputBench(opts: ThroughputOptions = {}): ThroughputRepo
     const bf16 = useBf16(preset.train.precision ?? 'auto', onCuda);
     const dtype = bf16 ? 'bfloat16' : 'float32';
     // as `spn train` picks them (bench --threads sets SPN_THREADS)
-    const threads = trainThreads(bf16, onCuda);
+    const threads = torch.threadsFor(threadWork(bf16, onCuda));
     torch.setNumThreads(threads);
     torch.manualSeed(0);
     const model = new SPN(cfg, { device });

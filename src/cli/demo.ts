@@ -9,8 +9,8 @@ import { runFiles } from '../train/run.js';
 import { formatDuration } from '../train/progress.js';
 import { evalRun } from './eval.js';
 import { sampleRun } from './sample.js';
-import { defaultThreads, intOpt, numOpt, THREADS_HELP } from './options.js';
-import { setNumThreads } from '../torch/random.js';
+import { intOpt, numOpt, THREADS_HELP } from './options.js';
+import { setNumThreads, threadsFor } from '../torch/threads.js';
 
 export interface DemoOptions {
   minutes: number;
@@ -34,8 +34,7 @@ export async function demo(o: DemoOptions): Promise<{ dir: string; bpd: number; 
   say(`(watch it live: npx spn serve ${path.relative(process.cwd(), path.dirname(dir)) || '.'})`);
   await train({ data: o.data, preset: o.preset, out: dir, minutes: o.minutes, seed: o.seed, device: o.device, threads: o.threads, quiet: o.quiet });
   // evaluation and sampling: the asked-for threads, else the CLI default (train picks its own)
-  const threads = o.threads ?? defaultThreads();
-  if (threads !== undefined) setNumThreads(threads);
+  setNumThreads(threadsFor('ops', o.threads));
 
   say(`\nevaluating exact test bits/dim${o.evalImages ? ` on the first ${o.evalImages} test images` : ' on the full test set'} ...`);
   const report = await evalRun(dir, {

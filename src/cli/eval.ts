@@ -14,8 +14,8 @@ import { evaluate, type EvalResult } from '../train/evaluate.js';
 import { createProgress } from '../train/progress.js';
 import { runFiles, writeJson, type RunConfig } from '../train/run.js';
 import { subsampleSet } from '../train/stage.js';
-import { defaultThreads, intOpt, THREADS_HELP } from './options.js';
-import { setNumThreads } from '../torch/random.js';
+import { intOpt, THREADS_HELP } from './options.js';
+import { setNumThreads, threadsFor } from '../torch/threads.js';
 
 export interface EvalCommandOptions {
   /** Dataset spec; default: the run's own. */
@@ -197,10 +197,10 @@ export function register(program: Command): void {
     .option('--ema', 'use the EMA weights', true)
     .option('--no-ema', 'use the raw (non-EMA) weights')
     .option('--json', 'print {"bpd", "images", "per_slice_bpd", ...} as JSON')
-    .option('--threads <n>', THREADS_HELP, intOpt('--threads', 1), defaultThreads())
+    .option('--threads <n>', THREADS_HELP, intOpt('--threads', 1))
     .option('--quiet', 'no progress output')
     .action(async (target: string | undefined, opts: EvalCommandOptions & { pipeline?: string; threads?: number }) => {
-      if (opts.threads !== undefined) setNumThreads(opts.threads);
+      setNumThreads(threadsFor('ops', opts.threads));
       // One mode per kind of target: a run (or checkpoint), or a pipeline file.
       if (opts.pipeline !== undefined && target !== undefined) throw new ArgError(`give a run folder (${target}) or --pipeline ${opts.pipeline}, not both`);
       if (opts.pipeline !== undefined) {

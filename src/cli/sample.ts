@@ -14,7 +14,7 @@ import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
 import { loadModel } from '../train/checkpoint.js';
 import { createProgress, formatDuration } from '../train/progress.js';
-import { defaultThreads, intOpt, numOpt, THREADS_HELP } from './options.js';
+import { intOpt, numOpt, THREADS_HELP } from './options.js';
 
 export interface SampleCommandOptions {
   n: number;
@@ -33,7 +33,7 @@ export async function sampleRun(target: string, o: SampleCommandOptions): Promis
   if (o.device !== 'cpu' && !o.device.startsWith('cuda')) throw new ArgError(`--device ${o.device}: expected cpu or cuda`);
   // Decoding one pixel at a time is many small ops: on a busy or shared CPU, extra libtorch
   // threads mostly contend (measured 20× slower with 2 threads than 1 on a loaded 2-core box).
-  if (o.threads !== undefined) torch.setNumThreads(o.threads);
+  torch.setNumThreads(torch.threadsFor('ops', o.threads));
   const { model, config } = await loadModel(target, { ema: o.ema, device: o.device });
   try {
     if (config.stage !== 'full') {
@@ -81,7 +81,7 @@ function drawAndWrite(model: SPN, o: SampleCommandOptions): string[] {
 /** Samples through a pipeline: the final images' grid, and with --frames each stage's grid. */
 export async function samplePipelineRun(file: string, o: SampleCommandOptions): Promise<string[]> {
   if (o.device !== 'cpu' && !o.device.startsWith('cuda')) throw new ArgError(`--device ${o.device}: expected cpu or cuda`);
-  if (o.threads !== undefined) torch.setNumThreads(o.threads);
+  torch.setNumThreads(torch.threadsFor('ops', o.threads));
   const p = loadPipeline(file);
   const seed = o.seed ?? Math.floor(Math.random() * 2 ** 31);
   const progress = createProgress(`sampling ${o.n}`, p.stages.length, { quiet: o.quiet });
@@ -126,7 +126,7 @@ export function register(program: Command): void {
     .option('--seed <n>', 'random seed (default: a random one, printed)', intOpt('--seed'))
     .option('--frames <dir>', 'also write frame-NNN.png after each slice and animation.gif (--pipeline: stage-N.png per stage)')
     .option('--device <d>', 'cpu or cuda', 'cpu')
-    .option('--threads <n>', THREADS_HELP, intOpt('--threads', 1), defaultThreads())
+    .option('--threads <n>', THREADS_HELP, intOpt('--threads', 1))
     .option('--ema', 'use the EMA weights', true)
     .option('--no-ema', 'use the raw (non-EMA) weights')
     .option('--quiet', 'no progress output')

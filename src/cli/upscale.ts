@@ -12,7 +12,7 @@ import { sliceView } from '../spn/slices.js';
 import * as torch from '../torch/index.js';
 import { loadModel } from '../train/checkpoint.js';
 import { createProgress, formatDuration } from '../train/progress.js';
-import { defaultThreads, intOpt, numOpt, THREADS_HELP } from './options.js';
+import { intOpt, numOpt, THREADS_HELP } from './options.js';
 
 export interface UpscaleCommandOptions {
   run: string;
@@ -45,7 +45,7 @@ function repeated(img: Uint8Array, n: number, shape: [number, number, number]): 
 export async function upscaleRun(input: string, o: UpscaleCommandOptions): Promise<UpscaleResult> {
   if (o.device !== 'cpu' && !o.device.startsWith('cuda')) throw new ArgError(`--device ${o.device}: expected cpu or cuda`);
   if (!Number.isInteger(o.n) || o.n < 1) throw new ArgError(`--n ${o.n}: expected a positive integer`);
-  if (o.threads !== undefined) torch.setNumThreads(o.threads);
+  torch.setNumThreads(torch.threadsFor('ops', o.threads));
   const { model, config } = await loadModel(o.run, { ema: o.ema, device: o.device });
   try {
     const m = config.model;
@@ -110,7 +110,7 @@ export function register(program: Command): void {
     .option('--temperature <t>', 'divide the logits by t (< 1: sharper, > 1: more diverse)', numOpt('--temperature'), 1)
     .option('--seed <n>', 'random seed (default: a random one, printed)', intOpt('--seed'))
     .option('--device <d>', 'cpu or cuda', 'cpu')
-    .option('--threads <n>', THREADS_HELP, intOpt('--threads', 1), defaultThreads())
+    .option('--threads <n>', THREADS_HELP, intOpt('--threads', 1))
     .option('--ema', 'use the EMA weights', true)
     .option('--no-ema', 'use the raw (non-EMA) weights')
     .option('--quiet', 'no progress output')

@@ -90,7 +90,3 @@ function load(): Native {
 }
 
 export const native: Native = load();
-
-// libtorch starts with one intra-op thread here; use the cores this process may use.
-const threads = Number(process.env.SPN_THREADS) || Math.max(1, (await import('node:os')).availableParallelism());
-native.setNumThreads(threads);

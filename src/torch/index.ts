@@ -4,6 +4,7 @@ export type { Device, Scalar } from './tensor.js';
 export type { DType } from './dtype.js';
 export * from './ops.js';
 export * from './random.js';
+export { threadsFor, withThreads, setNumThreads, getNumThreads, envThreads, type ThreadWork } from './threads.js';
 export { native } from './binding.js';
 export * as cuda from './cuda.js';
 export { autocast, cpuHasBf16 } from './autocast.js';

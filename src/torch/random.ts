@@ -14,11 +14,3 @@ export function getRngState(): Tensor {
 export function setRngState(state: Tensor): void {
   native.setRngState(state.handle);
 }
-
-export function setNumThreads(n: number): void {
-  native.setNumThreads(n);
-}
-
-export function getNumThreads(): number {
-  return native.getNumThreads();
-}

@@ -18,7 +18,19 @@ export interface EvalResult {
   dims: number;
 }
 
-export function evaluate(model: SPN, set: ImageSet, o: { limit?: number; batchSize?: number; onProgress?: (done: number, total: number) => void } = {}): EvalResult {
+export interface EvaluateOptions {
+  limit?: number;
+  batchSize?: number;
+  onProgress?: (done: number, total: number) => void;
+  /**
+   * Per-image scores, streamed batch by batch: images first..first+m-1 of the set and their NLL
+   * in nats per slice, `nats[i·S² + k]` (0 for slices the stage does not model). The same numbers
+   * the totals are summed from.
+   */
+  onImages?: (first: number, nats: Float64Array) => void;
+}
+
+export function evaluate(model: SPN, set: ImageSet, o: EvaluateOptions = {}): EvalResult {
   const n = Math.min(set.n, o.limit ?? set.n);
   const bs = o.batchSize ?? 64;
   const [first, end] = sliceRange(model.cfg);
@@ -31,9 +43,15 @@ export function evaluate(model: SPN, set: ImageSet, o: { limit?: number; batchSi
       const m = Math.min(bs, n - i);
       torch.noGrad(() => torch.tidy(() => {
         const batch = toBatch(set.data.subarray(i * size, (i + m) * size), m, model.cfg, model.device);
+        const images = new Float64Array(m * end);
         for (let k = first; k < end; k++) {
-          perSlice[k]! += model.nll(batch, torch.full([m], k, { dtype: 'int64', device: model.device })).sum().item();
+          const nll = model.nll(batch, torch.full([m], k, { dtype: 'int64', device: model.device })).to('float64').data() as Float64Array;
+          for (let j = 0; j < m; j++) {
+            images[j * end + k] = nll[j]!;
+            perSlice[k]! += nll[j]!;
+          }
         }
+        o.onImages?.(i, images);
       }));
       o.onProgress?.(i + m, n);
     }

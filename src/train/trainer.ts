@@ -5,7 +5,6 @@
 // --steps run follows the same loss trajectory as an uninterrupted one. (With --minutes the
 // learning-rate schedule follows the wall clock, so only the data and slice draws repeat.)
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { ArgError, SpnError } from '../errors.js';
 import * as torch from '../torch/index.js';
@@ -45,7 +44,7 @@ export interface TrainOptions {
   /** Overrides of the preset, e.g. {'model.dim': 96, 'train.emaDecay': 0.999}; validated like the preset. */
   set?: Record<string, number | string | boolean>;
   cacheDir?: string;
-  /** libtorch CPU threads while training; unset: SPN_THREADS if set, else trainThreads(). */
+  /** libtorch CPU threads while training; unset: the policy of torch/threads.ts (threadWork). */
   threads?: number;
   quiet?: boolean;
   /** Test hook: stop (as Ctrl-C would) once this step is reached. */
@@ -187,7 +186,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   const bf16 = useBf16(tc.precision, onCuda);
   if (tc.precision === 'bf16' && !bf16) log('precision: bf16 asked for, but this CPU has no native bf16 (AMX or AVX512-BF16): training in fp32');
   const threadsBefore = torch.getNumThreads();
-  const threads = o.threads ?? trainThreads(bf16, onCuda);
+  const threads = torch.threadsFor(threadWork(bf16, onCuda), o.threads);
   torch.setNumThreads(threads);
   if (!onCuda) log(`precision: ${bf16 ? 'bf16 autocast' : 'fp32'}, ${threads} CPU thread${threads > 1 ? 's' : ''}`);
   const subpixelsPerStep = tc.batchSize * tc.slicesPerImage * model.dimsPerSlice;
@@ -389,14 +388,8 @@ export function useBf16(precision: TrainConfig['precision'], onCuda: boolean): b
   return precision === 'bf16' && torch.cpuHasBf16();
 }
 
-/**
- * CPU threads for training when none are asked for: with SPN_THREADS set, the engine's count
- * (the binding starts with it). Else fp32: one (the steps are many small ops, and OpenBLAS
- * spreads each matmul over the cores anyway: the earlier fmnist-cpu preset trained at 10.9k
- * sub-pixels/s with 1 thread and 5.6k with 2). bf16: every core (oneDNN's bf16 kernels use the
- * intra-op threads; fmnist-cpu steps took 83–96 ms with 1 thread and 78–83 ms with 2).
- */
-export function trainThreads(bf16: boolean, onCuda: boolean): number {
-  if (process.env.SPN_THREADS) return torch.getNumThreads();
-  return bf16 && !onCuda ? os.availableParallelism() : 1;
+/** The kind of work a training run is for the thread policy (torch/threads.ts): bf16 autocast
+ * on a CPU uses every core; fp32 and CUDA runs are many small host-side ops. */
+export function threadWork(bf16: boolean, onCuda: boolean): torch.ThreadWork {
+  return bf16 && !onCuda ? 'bf16' : 'ops';
 }

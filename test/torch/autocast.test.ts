@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import * as torch from '../../src/torch/index.js';
 import * as os from 'node:os';
-import { trainThreads, useBf16 } from '../../src/train/trainer.js';
+import { threadWork, useBf16 } from '../../src/train/trainer.js';
 import { parseModelConfig, parseTrainConfig } from '../../src/spn/config.js';
 import { SPN } from '../../src/spn/model.js';
 
@@ -64,12 +64,15 @@ describe('bf16 autocast on CPU', () => {
     const env = process.env.SPN_THREADS; // vitest sets it: without it, the trainer's own choice
     try {
       delete process.env.SPN_THREADS;
-      expect(trainThreads(true, false)).toBe(os.availableParallelism());
-      expect(trainThreads(false, false)).toBe(1);
-      expect(trainThreads(true, true)).toBe(1);
-      // with SPN_THREADS, the engine's count (what the binding was started with) for any precision
+      expect(torch.threadsFor(threadWork(true, false))).toBe(os.availableParallelism());
+      expect(torch.threadsFor(threadWork(false, false))).toBe(1);
+      expect(torch.threadsFor(threadWork(true, true))).toBe(1);
+      expect(torch.threadsFor(threadWork(true, false), 3)).toBe(3); // an explicit count wins
+      // with SPN_THREADS, that count for any precision; a bad value is an error naming it
       process.env.SPN_THREADS = '1';
-      expect(trainThreads(true, false)).toBe(torch.getNumThreads());
+      expect(torch.threadsFor(threadWork(true, false))).toBe(1);
+      process.env.SPN_THREADS = 'two';
+      expect(() => torch.threadsFor('ops')).toThrow(/SPN_THREADS=two/);
     } finally {
       if (env === undefined) delete process.env.SPN_THREADS;
       else process.env.SPN_THREADS = env;

@@ -1,0 +1,62 @@
+// How many libtorch intra-op threads a piece of work gets: the one policy every command, the
+// trainer and the benchmarks use.
+//
+//   1. an explicit count (a command's --threads) wins;
+//   2. else SPN_THREADS, when set;
+//   3. else by the kind of work: 'bf16' (training under CPU autocast: oneDNN's bf16 kernels use
+//      every core) gets every core; 'ops' (fp32 training, evaluation, sampling, coding: many
+//      small ops, where extra threads mostly contend and OpenBLAS spreads each large matmul over
+//      the cores anyway) gets one. The measurements behind this are in docs/experiments.md.
+import * as os from 'node:os';
+import { ArgError } from '../errors.js';
+import { native } from './binding.js';
+
+export type ThreadWork = 'bf16' | 'ops';
+
+/** SPN_THREADS as a count, or undefined when unset; a bad value is an error naming it. */
+export function envThreads(): number | undefined {
+  const raw = process.env.SPN_THREADS;
+  if (raw === undefined || raw === '') return undefined;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new ArgError(`SPN_THREADS=${raw}: expected a positive integer`);
+  return n;
+}
+
+/** The thread count for `work`, given an explicit request (undefined: none). */
+export function threadsFor(work: ThreadWork, asked?: number): number {
+  if (asked !== undefined) {
+    if (!Number.isInteger(asked) || asked < 1) throw new ArgError(`threads ${asked}: expected a positive integer`);
+    return asked;
+  }
+  return envThreads() ?? (work === 'bf16' ? os.availableParallelism() : 1);
+}
+
+export function setNumThreads(n: number): void {
+  if (!Number.isInteger(n) || n < 1) throw new ArgError(`setNumThreads(${n}): expected a positive integer`);
+  native.setNumThreads(n);
+}
+
+export function getNumThreads(): number {
+  return native.getNumThreads();
+}
+
+/** Runs fn (sync or async) on n threads and restores the previous count afterwards. */
+export function withThreads<T>(n: number, fn: () => T): T {
+  const before = getNumThreads();
+  setNumThreads(n);
+  let async = false;
+  try {
+    const r = fn();
+    if (r instanceof Promise) {
+      async = true;
+      return r.finally(() => setNumThreads(before)) as T;
+    }
+    return r;
+  } finally {
+    if (!async) setNumThreads(before);
+  }
+}
+
+// The engine's starting count: SPN_THREADS, else every core this process may use (what a
+// library user expects from libtorch); commands then pick theirs through threadsFor.
+setNumThreads(threadsFor('bf16'));
