@@ -3,13 +3,14 @@
 // applies `size` and `bits` the same way for every format.
 import * as path from 'node:path';
 import { ArgError } from '../errors.js';
-import { reduceBits } from '../spn/bits.js';
+import { reduceBits } from './bits.js';
 import { cacheKey, cachePath, readCache, writeCache } from './cache.js';
 import { resolveCifar10 } from './cifar10.js';
 import { resolveFolder } from './folder.js';
 import { resolveFashionMnist, resolveIdx, resolveMnist } from './idx.js';
 import { resolveImagenet } from './imagenet.js';
 import { resizeSet } from './resize.js';
+import { SPEC_FORMS, SPEC_KINDS } from './specs.js';
 import type { Dataset, DatasetSource, ImageSet, LoadOptions } from './types.js';
 
 export type { Dataset, DatasetSource, ImageSet, LoadOptions } from './types.js';
@@ -20,14 +21,7 @@ export type { BatchPosition } from './batches.js';
 export const DEFAULT_SPEC = 'fashion-mnist';
 export const DEFAULT_CACHE_DIR = path.join('.cache', 'spn-data');
 
-export const SPEC_FORMS = [
-  'fashion-mnist (default; Debian package dataset-fashion-mnist)',
-  'idx:<train-images.gz>[,<test-images.gz>]',
-  'mnist:<dir>',
-  'cifar10:<dir>',
-  'folder:<dir>',
-  'imagenet:<dir>',
-];
+export { SPEC_FORMS, SPEC_KINDS } from './specs.js';
 
 const OPTION_KEYS = new Set(['bits', 'size', 'cacheDir', 'seed', 'onProgress']);
 
@@ -36,6 +30,9 @@ export function resolveSpec(spec: string, opts: LoadOptions = {}): DatasetSource
   const colon = spec.indexOf(':');
   const kind = colon < 0 ? spec : spec.slice(0, colon);
   const arg = colon < 0 ? '' : spec.slice(colon + 1);
+  if (!SPEC_KINDS.includes(kind)) {
+    throw new ArgError(`unknown dataset spec "${spec}": the kind "${kind}" is unknown; known kinds: ${SPEC_KINDS.join(', ')} (forms: ${SPEC_FORMS.join(', ')})`);
+  }
   if (colon >= 0 && arg === '') throw new ArgError(`dataset spec "${spec}" names no path after "${kind}:"`);
   switch (kind) {
     case 'fashion-mnist':
@@ -56,7 +53,7 @@ export function resolveSpec(spec: string, opts: LoadOptions = {}): DatasetSource
       if (arg) return resolveImagenet(arg);
       break;
   }
-  throw new ArgError(`unknown dataset spec "${spec}"; expected one of: ${SPEC_FORMS.join(', ')}`);
+  throw new ArgError(`dataset spec "${spec}" names no path; expected ${SPEC_FORMS.find((f) => f.startsWith(`${kind}:`)) ?? `${kind}:<path>`}`);
 }
 
 function checkOptions(opts: LoadOptions): void {

@@ -50,7 +50,7 @@ export class MaskedConv2d extends Module {
     const bound = 1 / Math.sqrt(inCh * this.offsets.length);
     const m = new Float32Array(k * k);
     for (const i of this.offsets) m[i] = 1;
-    this.mask = torch.keep(torch.fromArray(m, [1, 1, k, k], o));
+    this.mask = this.buffer('mask', torch.fromArray(m, [1, 1, k, k], o));
     this.weight = this.param('weight', torch.tidy(() => uniform([outCh, inCh, k, k], bound, o).mul(this.mask)));
     this.bias = this.param('bias', uniform([outCh], bound, o));
   }
@@ -59,10 +59,6 @@ export class MaskedConv2d extends Module {
     const c = (this.k - 1) / 2;
     // Masking the weight (not only at init) keeps the gradient from ever reaching masked taps.
     return torch.conv2d(x, this.weight.mul(this.mask), this.bias, { padding: c });
-  }
-  override dispose(): void {
-    super.dispose();
-    this.mask.dispose();
   }
 }
 
@@ -165,17 +161,13 @@ class ChannelHead extends Module {
     this.freqOut = freqs ? this.child('freqOut', new Linear(D, 2 * freqs, o)) : null;
     // starts at zero: the same initial logits as without it
     if (this.freqOut) torch.noGrad(() => [this.freqOut!.weight, this.freqOut!.bias!].forEach((p) => p.mul_(0)));
-    this.table = freqs ? torch.keep(freqTable(V, freqs, o)) : null;
+    this.table = freqs ? this.buffer('table', freqTable(V, freqs, o)) : null;
   }
   /** The output layer's weight (V, D) and bias (V,): out, plus table·freqOut when smooth. */
   outWeights(): [Tensor, Tensor] {
     const { out, freqOut, table } = this;
     if (!freqOut || !table) return [out.weight, out.bias!];
     return [out.weight.add(torch.mm(table, freqOut.weight)), out.bias!.add(torch.matmul(table, freqOut.bias!))];
-  }
-  override dispose(): void {
-    super.dispose();
-    this.table?.dispose();
   }
   /** h (B, T, D), target values x (B, T, C) -> logits (B, T, C, V). */
   forward(h: Tensor, x: Tensor, offsets: Tensor): Tensor {
@@ -237,22 +229,22 @@ export class SPN extends Module {
     const t = contextTables(cfg.height, cfg.width, S, cfg.context);
     const inCh = S * S * C + S * S + (given ? S * S * C : 0);
     this.cond = this.child('cond', new ConditioningNetwork(inCh, S * S * C * 2 * cfg.valueFreqs, t.ring, cfg, o));
-    this.freqTable = cfg.valueFreqs ? torch.keep(freqTable(this.V, cfg.valueFreqs, o)) : null;
+    this.freqTable = cfg.valueFreqs ? this.buffer('freqTable', freqTable(this.V, cfg.valueFreqs, o)) : null;
     this.pixelEmbed = this.child('pixelEmbed', new Embedding(C * this.V, D, { std: 0.02, ...o }));
     this.pixelFreqs = cfg.embedFreqs ? this.param('pixelFreqs', torch.tidy(() => torch.randn([C, 2 * cfg.embedFreqs, D], o).mul(0.02))) : null;
-    this.embedTable = cfg.embedFreqs ? torch.keep(freqTable(this.V, cfg.embedFreqs, o)) : null;
+    this.embedTable = cfg.embedFreqs ? this.buffer('embedTable', freqTable(this.V, cfg.embedFreqs, o)) : null;
     this.givenEmbed = given ? this.child('givenEmbed', new Embedding(C * 2 ** cfg.givenBits, D, { std: 0.02, ...o })) : null;
     this.inputConv = this.child('inputConv', new MaskedConv2d(D, D, cfg.kernel, 'A', o));
     this.pos = this.param('pos', torch.tidy(() => torch.randn([this.T, D], o).mul(0.02)));
     this.blocks = Array.from({ length: cfg.decLayers }, (_, i) => this.child(`block${i}`, new DecoderBlock(cfg, o)));
     this.norm = this.child('norm', new LayerNorm(D, 1e-5, o));
     this.head = this.child('head', new ChannelHead(C, this.V, D, cfg.headFreqs, o));
-    this.offsets = torch.keep(torch.arange(0, C * this.V, this.V, { device: o.device }));
-    this.givenOffsets = given ? torch.keep(torch.arange(0, C * 2 ** cfg.givenBits, 2 ** cfg.givenBits, { device: o.device })) : null;
+    this.offsets = this.buffer('offsets', torch.arange(0, C * this.V, this.V, { device: o.device }));
+    this.givenOffsets = given ? this.buffer('givenOffsets', torch.arange(0, C * 2 ** cfg.givenBits, 2 ** cfg.givenBits, { device: o.device })) : null;
     const P = S * S;
-    this.ctxIndex = torch.keep(torch.fromArray(t.index, [P, P * t.rows * t.cols], { device: o.device }));
-    this.ctxKnown = torch.keep(torch.fromArray(t.known, [P, P, t.rows, t.cols], o));
-    this.ctxInside = torch.keep(torch.fromArray(t.inside, [P, P, t.rows, t.cols], o));
+    this.ctxIndex = this.buffer('ctxIndex', torch.fromArray(t.index, [P, P * t.rows * t.cols], { device: o.device }));
+    this.ctxKnown = this.buffer('ctxKnown', torch.fromArray(t.known, [P, P, t.rows, t.cols], o));
+    this.ctxInside = this.buffer('ctxInside', torch.fromArray(t.inside, [P, P, t.rows, t.cols], o));
   }
 
   get dtype(): torch.DType { return this.pos.dtype; }
@@ -356,11 +348,6 @@ export class SPN extends Module {
     const B = logits.size(0);
     const target = this.targetSlice(batch.x, k).reshape([-1]);
     return torch.crossEntropy(logits.reshape([-1, this.V]), target, 'none').view([B, -1]).sum(1);
-  }
-
-  override dispose(): void {
-    super.dispose();
-    torch.dispose([this.offsets, this.givenOffsets, this.freqTable, this.embedTable, this.ctxIndex, this.ctxKnown, this.ctxInside, this.inputConv.mask, ...this.blocks.map((b) => b.conv.mask)]);
   }
 
   /** Sub-pixels per slice. */

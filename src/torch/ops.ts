@@ -245,10 +245,34 @@ export const multinomial = (probs: Tensor, n = 1, replacement = false): Tensor =
  * (PyTorch 2.x); elsewhere the same math composed from matmul and softmax.
  */
 export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, o: { mask?: Tensor | null; causal?: boolean } = {}): Tensor {
-  if (hasOp('aten::scaled_dot_product_attention')) {
+  if (!hasOp('aten::scaled_dot_product_attention')) return sdpaComposed(q, k, v, o);
+  const tq = q.size(-2);
+  const tk = k.size(-2);
+  if (!o.causal || (tq === tk && !o.mask)) {
     return t1('aten::scaled_dot_product_attention', [q, k, v, o.mask ?? null, 0.0, o.causal ?? false]);
   }
-  return sdpaComposed(q, k, v, o);
+  // libtorch's is_causal aligns the causal mask to the top left (query i sees keys 0..i) and
+  // does not promise how it combines with attn_mask; sdpaComposed aligns it to the end of the
+  // key sequence (a decoder's cache). So the fused op gets that mask spelled out, joined with
+  // the caller's: a boolean keep-mask (true = attend), or the additive mask with -inf added.
+  const future = triu(ones([tq, tk], { dtype: 'bool', device: q.device }), tk - tq + 1);
+  let mask: Tensor;
+  if (!o.mask) mask = logicalNot(future);
+  else if (o.mask.dtype === 'bool') {
+    const keep = logicalNot(future);
+    mask = logicalAnd(o.mask, keep);
+    keep.dispose();
+  } else {
+    const zero = zeros([tq, tk], { dtype: o.mask.dtype, device: q.device });
+    const cut = maskedFill(zero, future, -Infinity);
+    mask = add(o.mask, cut); // broadcasts both ways, as the fused op would
+    zero.dispose();
+    cut.dispose();
+  }
+  future.dispose();
+  const out = t1('aten::scaled_dot_product_attention', [q, k, v, mask, 0.0, false]);
+  mask.dispose();
+  return out;
 }
 
 export function sdpaComposed(q: Tensor, k: Tensor, v: Tensor, o: { mask?: Tensor | null; causal?: boolean } = {}): Tensor {
@@ -276,3 +300,66 @@ export function sdpaComposed(q: Tensor, k: Tensor, v: Tensor, o: { mask?: Tensor
   return out;
 }
 
+
+// --- Tensor methods -----------------------------------------------------------------------------
+// The methods declared on Tensor (tensor.ts), bound to the ops above.
+
+function isDTypeName(s: string): s is DType {
+  try {
+    dtypeCode(s as DType);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const methods: ThisType<Tensor> & Partial<Record<keyof Tensor, unknown>> = {
+  detach() { return detach(this); },
+  to(target: DType | Device) { return isDTypeName(target) ? toDtype(this, target) : toDevice(this, target); },
+  float() { return toDtype(this, 'float32'); },
+  long() { return toDtype(this, 'int64'); },
+  clone() { return clone(this); },
+  contiguous() { return contiguous(this); },
+  reshape(shape: number[]) { return reshape(this, shape); },
+  view(shape: number[]) { return view(this, shape); },
+  permute(d: number[]) { return permute(this, d); },
+  transpose(a: number, b: number) { return transpose(this, a, b); },
+  squeeze(dim?: number) { return squeeze(this, dim); },
+  unsqueeze(dim: number) { return unsqueeze(this, dim); },
+  expand(shape: number[]) { return expand(this, shape); },
+  flatten(start = 0, end = -1) { return flatten(this, start, end); },
+  slice(dim: number, start = 0, end: number | null = null, step = 1) { return slice(this, dim, start, end, step); },
+  select(dim: number, index: number) { return select(this, dim, index); },
+  narrow(dim: number, start: number, length: number) { return narrow(this, dim, start, length); },
+  chunk(n: number, dim = 0) { return chunk(this, n, dim); },
+  gather(dim: number, index: Tensor) { return gather(this, dim, index); },
+  indexSelect(dim: number, index: Tensor) { return indexSelect(this, dim, index); },
+  add(o: Tensor | Scalar, alpha = 1) { return add(this, o, alpha); },
+  sub(o: Tensor | Scalar, alpha = 1) { return sub(this, o, alpha); },
+  mul(o: Tensor | Scalar) { return mul(this, o); },
+  div(o: Tensor | Scalar) { return div(this, o); },
+  pow(e: Tensor | number) { return pow(this, e); },
+  neg() { return neg(this); },
+  exp() { return exp(this); },
+  log() { return log(this); },
+  sqrt() { return sqrt(this); },
+  abs() { return abs(this); },
+  square() { return square(this); },
+  matmul(o: Tensor) { return matmul(this, o); },
+  sum(dim?: number | number[], keepdim = false) { return sum(this, dim, keepdim); },
+  mean(dim?: number | number[], keepdim = false) { return mean(this, dim, keepdim); },
+  max() { return max(this); },
+  argmax(dim?: number, keepdim = false) { return argmax(this, dim, keepdim); },
+  softmax(dim: number) { return softmax(this, dim); },
+  logSoftmax(dim: number) { return logSoftmax(this, dim); },
+  eq(o: Tensor | Scalar) { return eq(this, o); },
+  lt(o: Tensor | Scalar) { return lt(this, o); },
+  gt(o: Tensor | Scalar) { return gt(this, o); },
+  maskedFill(mask: Tensor, value: number) { return maskedFill(this, mask, value); },
+  copy_(src: Tensor) { inplace('aten::copy_', [this, src]); return this; },
+  zero_() { inplace('aten::zero_', [this]); return this; },
+  fill_(v: number) { inplace('aten::fill_.Scalar', [this, v]); return this; },
+  add_(o: Tensor | Scalar, alpha = 1) { inplace(isT(o) ? 'aten::add_.Tensor' : 'aten::add_.Scalar', [this, o, alpha]); return this; },
+  mul_(o: Tensor | Scalar) { inplace(isT(o) ? 'aten::mul_.Tensor' : 'aten::mul_.Scalar', [this, o]); return this; },
+};
+Object.assign(Tensor.prototype, methods);

@@ -1,6 +1,7 @@
 // Seeds and random-number state: identical results run to run on CPU for the same seed.
 import { native } from './binding.js';
 import { Tensor } from './tensor.js';
+import './ops.js'; // installs the Tensor methods on what this module creates
 
 export function manualSeed(seed: number): void {
   native.manualSeed(seed);

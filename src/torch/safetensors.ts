@@ -11,6 +11,7 @@ import { writeFileAtomic } from '../fsutil.js';
 import { native } from './binding.js';
 import { dtypeCode, type DType } from './dtype.js';
 import { Tensor, type Device } from './tensor.js';
+import './ops.js'; // installs the Tensor methods on what this module creates
 
 const TO_ST: Record<DType, string> = {
   float32: 'F32', float64: 'F64', bfloat16: 'BF16', float16: 'F16', int64: 'I64', int32: 'I32',

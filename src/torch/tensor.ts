@@ -5,8 +5,7 @@
 // handle frees its tensor too, but only as a backstop: GC does not see libtorch's memory.
 import { SpnError } from '../errors.js';
 import { native, type Handle } from './binding.js';
-import { dtypeCode, dtypeName, isFloating, typedArrayFor, type DType, type TypedArray } from './dtype.js';
-import * as ops from './ops.js';
+import { dtypeName, isFloating, typedArrayFor, type DType, type TypedArray } from './dtype.js';
 
 let live = 0;
 const scopes: Set<Tensor>[] = [];
@@ -69,7 +68,6 @@ export class Tensor {
   backward(grad?: Tensor, opts: { retainGraph?: boolean } = {}): void {
     native.backward(this.handle, grad ? grad.handle : null, opts.retainGraph ?? false);
   }
-  detach(): Tensor { return ops.detach(this); }
 
   // --- data out ---------------------------------------------------------------------------------
   /** The elements as a typed array, row-major (bool as 0/1 bytes; float16/bfloat16 as raw bits). */
@@ -97,75 +95,61 @@ export class Tensor {
     return typeof v === 'boolean' ? Number(v) : v;
   }
   toString(): string { return `Tensor(shape=[${this.shape.join(', ')}], dtype=${this.dtype}, device=${this.device})`; }
-
-  // --- conversions ----------------------------------------------------------------------------
-  to(target: DType | Device): Tensor {
-    return isDTypeName(target) ? ops.toDtype(this, target) : ops.toDevice(this, target);
-  }
-  float(): Tensor { return ops.toDtype(this, 'float32'); }
-  long(): Tensor { return ops.toDtype(this, 'int64'); }
-  clone(): Tensor { return ops.clone(this); }
-  contiguous(): Tensor { return ops.contiguous(this); }
-
-  // --- shape ----------------------------------------------------------------------------------
-  reshape(shape: number[]): Tensor { return ops.reshape(this, shape); }
-  view(shape: number[]): Tensor { return ops.view(this, shape); }
-  permute(dims: number[]): Tensor { return ops.permute(this, dims); }
-  transpose(a: number, b: number): Tensor { return ops.transpose(this, a, b); }
-  squeeze(dim?: number): Tensor { return ops.squeeze(this, dim); }
-  unsqueeze(dim: number): Tensor { return ops.unsqueeze(this, dim); }
-  expand(shape: number[]): Tensor { return ops.expand(this, shape); }
-  flatten(start = 0, end = -1): Tensor { return ops.flatten(this, start, end); }
-  /** x[..., start:end:step, ...] on one dim: a view that shares storage (writable with copy_). */
-  slice(dim: number, start = 0, end: number | null = null, step = 1): Tensor { return ops.slice(this, dim, start, end, step); }
-  select(dim: number, index: number): Tensor { return ops.select(this, dim, index); }
-  narrow(dim: number, start: number, length: number): Tensor { return ops.narrow(this, dim, start, length); }
-  chunk(n: number, dim = 0): Tensor[] { return ops.chunk(this, n, dim); }
-  gather(dim: number, index: Tensor): Tensor { return ops.gather(this, dim, index); }
-  indexSelect(dim: number, index: Tensor): Tensor { return ops.indexSelect(this, dim, index); }
-
-  // --- math -----------------------------------------------------------------------------------
-  add(o: Tensor | Scalar, alpha = 1): Tensor { return ops.add(this, o, alpha); }
-  sub(o: Tensor | Scalar, alpha = 1): Tensor { return ops.sub(this, o, alpha); }
-  mul(o: Tensor | Scalar): Tensor { return ops.mul(this, o); }
-  div(o: Tensor | Scalar): Tensor { return ops.div(this, o); }
-  pow(e: Tensor | number): Tensor { return ops.pow(this, e); }
-  neg(): Tensor { return ops.neg(this); }
-  exp(): Tensor { return ops.exp(this); }
-  log(): Tensor { return ops.log(this); }
-  sqrt(): Tensor { return ops.sqrt(this); }
-  abs(): Tensor { return ops.abs(this); }
-  square(): Tensor { return ops.square(this); }
-  matmul(o: Tensor): Tensor { return ops.matmul(this, o); }
-  sum(dim?: number | number[], keepdim = false): Tensor { return ops.sum(this, dim, keepdim); }
-  mean(dim?: number | number[], keepdim = false): Tensor { return ops.mean(this, dim, keepdim); }
-  max(): Tensor { return ops.max(this); }
-  argmax(dim?: number, keepdim = false): Tensor { return ops.argmax(this, dim, keepdim); }
-  softmax(dim: number): Tensor { return ops.softmax(this, dim); }
-  logSoftmax(dim: number): Tensor { return ops.logSoftmax(this, dim); }
-  eq(o: Tensor | Scalar): Tensor { return ops.eq(this, o); }
-  lt(o: Tensor | Scalar): Tensor { return ops.lt(this, o); }
-  gt(o: Tensor | Scalar): Tensor { return ops.gt(this, o); }
-  maskedFill(mask: Tensor, value: number): Tensor { return ops.maskedFill(this, mask, value); }
-
-  // --- in place (return this) -----------------------------------------------------------------
-  copy_(src: Tensor): this { ops.inplace('aten::copy_', [this, src]); return this; }
-  zero_(): this { ops.inplace('aten::zero_', [this]); return this; }
-  fill_(v: number): this { ops.inplace('aten::fill_.Scalar', [this, v]); return this; }
-  add_(o: Tensor | Scalar, alpha = 1): this {
-    ops.inplace(o instanceof Tensor ? 'aten::add_.Tensor' : 'aten::add_.Scalar', [this, o, alpha]);
-    return this;
-  }
-  mul_(o: Tensor | Scalar): this { ops.inplace(o instanceof Tensor ? 'aten::mul_.Tensor' : 'aten::mul_.Scalar', [this, o]); return this; }
 }
 
-function isDTypeName(s: string): s is DType {
-  try {
-    dtypeCode(s as DType);
-    return true;
-  } catch {
-    return false;
-  }
+// The tensor ops as methods (x.add(y), x.view([...])), named as in PyTorch. Declared here,
+// installed on the prototype by ops.ts, so this module does not import the ops: ops.ts builds
+// on the Tensor class, not the other way round.
+export interface Tensor {
+  detach(): Tensor;
+  to(target: DType | Device): Tensor;
+  float(): Tensor;
+  long(): Tensor;
+  clone(): Tensor;
+  contiguous(): Tensor;
+  reshape(shape: number[]): Tensor;
+  view(shape: number[]): Tensor;
+  permute(dims: number[]): Tensor;
+  transpose(a: number, b: number): Tensor;
+  squeeze(dim?: number): Tensor;
+  unsqueeze(dim: number): Tensor;
+  expand(shape: number[]): Tensor;
+  flatten(start?: number, end?: number): Tensor;
+  /** x[..., start:end:step, ...] on one dim: a view that shares storage (writable with copy_). */
+  slice(dim: number, start?: number, end?: number | null, step?: number): Tensor;
+  select(dim: number, index: number): Tensor;
+  narrow(dim: number, start: number, length: number): Tensor;
+  chunk(n: number, dim?: number): Tensor[];
+  gather(dim: number, index: Tensor): Tensor;
+  indexSelect(dim: number, index: Tensor): Tensor;
+  add(o: Tensor | Scalar, alpha?: number): Tensor;
+  sub(o: Tensor | Scalar, alpha?: number): Tensor;
+  mul(o: Tensor | Scalar): Tensor;
+  div(o: Tensor | Scalar): Tensor;
+  pow(e: Tensor | number): Tensor;
+  neg(): Tensor;
+  exp(): Tensor;
+  log(): Tensor;
+  sqrt(): Tensor;
+  abs(): Tensor;
+  square(): Tensor;
+  matmul(o: Tensor): Tensor;
+  sum(dim?: number | number[], keepdim?: boolean): Tensor;
+  mean(dim?: number | number[], keepdim?: boolean): Tensor;
+  max(): Tensor;
+  argmax(dim?: number, keepdim?: boolean): Tensor;
+  softmax(dim: number): Tensor;
+  logSoftmax(dim: number): Tensor;
+  eq(o: Tensor | Scalar): Tensor;
+  lt(o: Tensor | Scalar): Tensor;
+  gt(o: Tensor | Scalar): Tensor;
+  maskedFill(mask: Tensor, value: number): Tensor;
+  // in place: return this
+  copy_(src: Tensor): this;
+  zero_(): this;
+  fill_(v: number): this;
+  add_(o: Tensor | Scalar, alpha?: number): this;
+  mul_(o: Tensor | Scalar): this;
 }
 
 // --- memory -------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 import * as torch from '../torch/index.js';
 import type { ImageSet } from '../data/types.js';
 import type { SPN } from '../spn/model.js';
-import { sliceRange, toBatch } from './stage.js';
+import { toBatch } from '../spn/stage.js';
 
 export interface EvalResult {
   /** Bits per dimension over the sub-pixels this model generates. */
@@ -33,7 +33,7 @@ export interface EvaluateOptions {
 export function evaluate(model: SPN, set: ImageSet, o: EvaluateOptions = {}): EvalResult {
   const n = Math.min(set.n, o.limit ?? set.n);
   const bs = o.batchSize ?? 64;
-  const [first, end] = sliceRange(model.cfg);
+  const [first, end] = [model.firstSlice, model.S * model.S];
   const perSlice = new Float64Array(end);
   const size = set.h * set.w * set.c;
   const wasTraining = model.training;

@@ -19,7 +19,8 @@ import { evaluate } from './evaluate.js';
 import { createProgress, formatDuration } from './progress.js';
 import { appendMetric, dropMetricsAfter, readRunConfig, runFiles, writeJson, type RunConfig, type RunStatus } from './run.js';
 import { checkpointName, listCheckpoints, pick, pruneCheckpoints, readCheckpoint, saveCheckpoint, type CheckpointMeta } from './checkpoint.js';
-import { sliceRange, subsampleSet, toBatch } from './stage.js';
+import { subsampleSet } from '../data/subsample.js';
+import { joinDepth, toBatch } from '../spn/stage.js';
 import { sample } from '../spn/sample.js';
 import { gridPng } from '../spn/images.js';
 import { writeFileAtomic } from '../fsutil.js';
@@ -33,6 +34,11 @@ export interface TrainOptions {
   seed?: number;
   device?: string;
   resume?: boolean;
+  /**
+   * Start a new run (fine-tuning) from the weights of another run (its best, else latest
+   * checkpoint) or of a checkpoint file; not with `resume`. (CLI: --init-from.)
+   */
+  initFrom?: string;
   stage?: 'full' | 'size' | 'depth';
   bits?: number; // bits of the generated values (full/size); depth stages always read 8-bit data
   givenBits?: number; // depth stage: the high bits given (default 3)
@@ -181,7 +187,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   log(`model: ${model.numParameters().toLocaleString('en-US')} parameters, S=${mc.scale}, ${mc.bits}-bit, stage ${mc.stage}; data ${cfg.data}: ${trainSet.n} train / ${testSet.n} test images of ${mc.height}×${mc.width}×${mc.channels}`);
   const batches = new BatchIterator(trainSet, { batchSize: tc.batchSize, seed: cfg.seed, position });
   const evalSet: ImageSet = { ...testSet, n: Math.min(tc.evalImages, testSet.n), data: testSet.data.subarray(0, Math.min(tc.evalImages, testSet.n) * testSet.h * testSet.w * testSet.c) };
-  const [firstSlice, endSlice] = sliceRange(mc);
+  const [firstSlice, endSlice] = [model.firstSlice, model.S * model.S];
   const onCuda = cfg.device.startsWith('cuda');
   const bf16 = useBf16(tc.precision, onCuda);
   if (tc.precision === 'bf16' && !bf16) log('precision: bf16 asked for, but this CPU has no native bf16 (AMX or AVX512-BF16): training in fp32');
@@ -265,7 +271,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         });
         // A depth stage samples low bits: show the whole value, high bits included.
         const png = mc.stage === 'depth' && test?.given
-          ? gridPng(test.given.mul(2 ** mc.bits).add(values), { bits: 8 })
+          ? gridPng(joinDepth(test.given, values, mc.bits), { bits: 8 })
           : gridPng(values, { bits: mc.bits });
         writeFileAtomic(path.join(files.samples, 'latest.png'), png);
         writeFileAtomic(path.join(files.samples, `${checkpointName(step)}.png`), png);

@@ -1,7 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { joinBits, reduceBits, splitBits } from '../../src/spn/bits.js';
+import * as torch from '../../src/torch/index.js';
+import { reduceBits } from '../../src/data/bits.js';
+import { parseModelConfig } from '../../src/spn/config.js';
+import { joinDepth, splitDepth, toBatch } from '../../src/spn/stage.js';
 
 const ALL = Uint8Array.from({ length: 256 }, (_, i) => i);
+const values = (t: torch.Tensor) => Array.from(t.data() as BigInt64Array, Number);
 
 describe('bit depth', () => {
   it('reduceBits keeps the top n bits, for every n and value', () => {
@@ -11,36 +15,44 @@ describe('bit depth', () => {
     }
   });
 
-  it('splitBits / joinBits round trip every split of 8 bits', () => {
-    for (let low = 0; low <= 7; low++) {
-      const high = 8 - low;
-      const { high: hi, low: lo } = splitBits(ALL, high, low);
-      for (let v = 0; v < 256; v++) {
-        expect(hi[v]).toBe(Math.floor(v / 2 ** low));
-        expect(lo[v]).toBe(v % 2 ** low);
-        expect(hi[v]!).toBeLessThan(2 ** high);
+  it('splitDepth / joinDepth round trip every split of 8 bits, and of values already reduced', () => {
+    torch.tidy(() => {
+      for (let total = 2; total <= 8; total++) {
+        const vals = torch.fromArray(reduceBits(ALL, total)).to('int64');
+        for (let low = 1; low < total; low++) {
+          const { high, low: lo } = splitDepth(vals, low);
+          const v = values(vals);
+          expect(values(high)).toEqual(v.map((x) => Math.floor(x / 2 ** low)));
+          expect(values(lo)).toEqual(v.map((x) => x % 2 ** low));
+          expect(Math.max(...values(high))).toBeLessThan(2 ** (total - low));
+          expect(values(joinDepth(high, lo, low))).toEqual(v);
+        }
       }
-      expect(joinBits(hi, lo, low)).toEqual(ALL);
-    }
+    });
   });
 
-  it('splits values already reduced to fewer bits', () => {
-    for (let total = 2; total <= 7; total++) {
-      const vals = reduceBits(ALL, total);
-      for (let low = 1; low < total; low++) {
-        const { high, low: lo } = splitBits(vals, total - low, low);
-        expect(joinBits(high, lo, low)).toEqual(vals);
-      }
-    }
+  it("toBatch gives a depth stage the low bits as x and the high bits as given", () => {
+    torch.tidy(() => {
+      const cfg = parseModelConfig({ height: 16, width: 16, channels: 1, bits: 5, scale: 2, dim: 8, heads: 2, condLayers: 0, decLayers: 1, stage: 'depth', givenBits: 3 });
+      const b = toBatch(ALL, 1, cfg, 'cpu');
+      expect(values(b.x)).toEqual(Array.from(ALL, (v) => v & 31));
+      expect(values(b.given!)).toEqual(Array.from(ALL, (v) => v >> 5));
+      const full = toBatch(ALL, 1, { ...cfg, stage: 'full', bits: 8, givenBits: 0 }, 'cpu');
+      expect(values(full.x)).toEqual(Array.from(ALL));
+      expect(full.given).toBeUndefined();
+    });
   });
 
   it('validates its arguments', () => {
     expect(() => reduceBits(ALL, 0)).toThrow(/bits=0.*1\.\.8/);
     expect(() => reduceBits(ALL, 9)).toThrow(expect.objectContaining({ code: 'E_ARG' }));
     expect(() => reduceBits(ALL, 2.5)).toThrow(/bits=2.5/);
-    expect(() => splitBits(ALL, 5, 4)).toThrow(/at most 8/);
-    expect(() => splitBits(ALL, 3, 2)).toThrow(/value 32.*5 bits/);
-    expect(() => joinBits(new Uint8Array(2), new Uint8Array(3), 1)).toThrow(/same length/);
-    expect(() => joinBits(Uint8Array.of(1), Uint8Array.of(4), 2)).toThrow(/low value 4/);
+    torch.tidy(() => {
+      const x = torch.zeros([2], { dtype: 'int64' });
+      expect(() => splitDepth(x, 0)).toThrow(/lowBits=0.*1\.\.7/);
+      expect(() => joinDepth(x, x, 8)).toThrow(/lowBits=8/);
+    });
+    const cfg = parseModelConfig({ height: 4, width: 4, channels: 1, bits: 8, scale: 2, dim: 8, heads: 2, condLayers: 0, decLayers: 1 });
+    expect(() => toBatch(new Uint8Array(10), 1, cfg, 'cpu')).toThrow(/10 values do not hold 1 images of 4×4×1/);
   });
 });

@@ -2,9 +2,7 @@ import { describe, expect, it } from 'vitest';
 import * as torch from '../../src/torch/index.js';
 import { SPN } from '../../src/spn/model.js';
 import { parseModelConfig } from '../../src/spn/config.js';
-import { orderPosition } from '../../src/spn/ordering.js';
-import { fromSlices, toSlices } from '../../src/spn/slices.js';
-import { imagesToSlices } from '../../src/spn/ordering.js';
+import { generationOrder } from '../../src/spn/slices.js';
 
 interface TinyOptions { H?: number; C?: number; bits?: number; stage?: 'full' | 'size' | 'depth'; givenBits?: number; context?: 'slices' | 'relative'; freqs?: number }
 function tinyModel(S: number, o: TinyOptions = {}) {
@@ -21,6 +19,8 @@ function tinyModel(S: number, o: TinyOptions = {}) {
 function allLogits(model: SPN, x: torch.Tensor): Float64Array[] {
   const { height: H, width: W, channels: C, scale: S } = model.cfg;
   const out: Float64Array[] = new Array(H * W * C);
+  const position = new Int32Array(H * W * C); // flat HWC index -> generation index
+  generationOrder(H, W, C, S).forEach((flat, t) => { position[flat] = t; });
   torch.noGrad(() => torch.tidy(() => {
     for (let k = 0; k < S * S; k++) {
       const logits = model.forward({ x }, torch.full([1], k, { dtype: 'int64' })); // (1, T, C, V)
@@ -32,27 +32,13 @@ function allLogits(model: SPN, x: torch.Tensor): Float64Array[] {
         const h = Math.floor(t / model.w) * S + i;
         const w = (t % model.w) * S + j;
         for (let c = 0; c < C; c++) {
-          out[orderPosition(h, w, c, H, W, C, S)] = data.slice((t * C + c) * V, (t * C + c + 1) * V);
+          out[position[(h * W + w) * C + c]!] = data.slice((t * C + c) * V, (t * C + c + 1) * V);
         }
       }
     }
   }));
   return out;
 }
-
-describe('subscale slices on tensors', () => {
-  it('agree with the typed-array ordering and invert', () => {
-    torch.tidy(() => {
-      const [B, H, W, C, S] = [2, 8, 12, 3, 4];
-      const data = new Uint8Array(B * H * W * C).map((_, i) => (i * 7) % 256);
-      const x = torch.fromArray(data, [B, H, W, C]);
-      const s = toSlices(x, S);
-      expect(s.shape).toEqual([B, S * S, H / S, W / S, C]);
-      expect(Array.from(s.contiguous().data() as Uint8Array)).toEqual(Array.from(imagesToSlices(data, B, H, W, C, S)));
-      expect(Array.from(fromSlices(s, S).contiguous().data() as Uint8Array)).toEqual(Array.from(data));
-    });
-  });
-});
 
 describe('SPN causality', () => {
   const cases: { S: number; context: 'slices' | 'relative'; freqs?: number }[] = [
@@ -69,17 +55,11 @@ describe('SPN causality', () => {
       const base = new Uint8Array(n).map(() => Math.floor(Math.random() * 8));
       const x = torch.fromArray(base, [1, H, W, C]).to('int64');
       const ref = allLogits(model, x);
+      const order = generationOrder(H, W, C, S);
       // sub-pixels to perturb: first, last, slice starts, and random ones, as generation-order indices
       const qs = [0, 1, C, n - 1, Math.floor(n / (S * S)), 17, 40, 101].filter((q) => q < n);
       for (const q of qs) {
-        // find the (h, w, c) at generation index q
-        let pos = -1;
-        for (let i = 0; i < n && pos < 0; i++) {
-          const h = Math.floor(i / (W * C));
-          const w = Math.floor(i / C) % W;
-          const c = i % C;
-          if (orderPosition(h, w, c, H, W, C, S) === q) pos = i;
-        }
+        const pos = order[q]!; // the flat (h, w, c) index of generation index q
         const pert = base.slice();
         pert[pos] = (pert[pos]! + 3) % 8;
         const xp = torch.fromArray(pert, [1, H, W, C]).to('int64');
@@ -132,6 +112,42 @@ describe('SPN likelihood', () => {
     }
     expect(bpdAll()).toBeLessThan(0.5);
     torch.dispose([x, m]);
+    model.dispose();
+  });
+});
+
+describe('tensor ownership', () => {
+  it('building and disposing every preset leaves the live tensor count where it was', async () => {
+    const { PRESETS } = await import('../../src/spn/config.js');
+    const before = torch.liveTensors();
+    for (const [name, p] of Object.entries(PRESETS)) {
+      const [height, width, channels] = p.shape;
+      // 'meta': shapes without memory, so the GPU-sized presets build in no time; two CPU presets for real
+      for (const device of name === 'tiny' || name === 'fmnist-cpu' ? ['cpu', 'meta'] : ['meta']) {
+        const model = new SPN(parseModelConfig({ ...p.model, height, width, channels }), { device });
+        expect(model.buffers().length).toBeGreaterThan(0);
+        model.dispose();
+        expect(torch.liveTensors(), `${name} on ${device}`).toBe(before);
+      }
+    }
+  });
+
+  it("to() moves parameters and buffers in place: floating ones change dtype, index tables stay int64", () => {
+    const model = tinyModel(2, { freqs: 2 });
+    const before = torch.liveTensors();
+    const weight = model.head.out.weight;
+    model.to('float32');
+    expect(model.head.out.weight).toBe(weight); // same handle, new data
+    expect(weight.dtype).toBe('float32');
+    expect(model.head.table!.dtype).toBe('float32');
+    expect(model.ctxIndex.dtype).toBe('int64');
+    expect(model.offsets.dtype).toBe('int64');
+    expect(torch.liveTensors()).toBe(before);
+    const x = torch.randint(0, model.V, [1, 8, 8, 3]);
+    const nll = model.nll({ x }, torch.full([1], 1, { dtype: 'int64' }));
+    expect(nll.dtype).toBe('float32');
+    expect(Number.isFinite(nll.item())).toBe(true);
+    torch.dispose([x, nll]);
     model.dispose();
   });
 });

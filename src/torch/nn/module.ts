@@ -1,10 +1,27 @@
-// Module: a tree of parameters and submodules, as in torch.nn.Module.
+// Module: a tree of parameters, buffers and submodules, as in torch.nn.Module.
+//
+// Parameters are trained and saved (stateDict); buffers are tensors a module owns but does not
+// train or save, because they follow from its config (masks, index tables, value tables), like
+// PyTorch's register_buffer(persistent=False). dispose() frees both, in every submodule; to()
+// moves both in place, so the fields that hold them stay valid.
 import { ArgError } from '../../errors.js';
+import { dtypeCode, isFloating, type DType } from '../dtype.js';
+import { call } from '../ops.js';
 import { Tensor, keep, noGrad } from '../tensor.js';
+
+function isDType(s: string): s is DType {
+  try {
+    dtypeCode(s as DType);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 export abstract class Module {
   training = true;
   readonly #params = new Map<string, Tensor>();
+  readonly #buffers = new Map<string, Tensor>();
   readonly #children = new Map<string, Module>();
 
   /** Registers a trainable parameter (it requires grad and outlives tidy() scopes). */
@@ -12,6 +29,13 @@ export abstract class Module {
     keep(t);
     t.requiresGrad = true;
     this.#params.set(name, t);
+    return t;
+  }
+
+  /** Registers a buffer: owned (freed and moved with the module), not trained, not saved. */
+  protected buffer(name: string, t: Tensor): Tensor {
+    keep(t);
+    this.#buffers.set(name, t);
     return t;
   }
 
@@ -28,8 +52,19 @@ export abstract class Module {
     return out;
   }
 
+  namedBuffers(prefix = ''): [string, Tensor][] {
+    const out: [string, Tensor][] = [];
+    for (const [n, b] of this.#buffers) out.push([prefix + n, b]);
+    for (const [n, c] of this.#children) out.push(...c.namedBuffers(`${prefix}${n}.`));
+    return out;
+  }
+
   parameters(): Tensor[] {
     return this.namedParameters().map(([, p]) => p);
+  }
+
+  buffers(): Tensor[] {
+    return this.namedBuffers().map(([, b]) => b);
   }
 
   numParameters(): number {
@@ -77,19 +112,27 @@ export abstract class Module {
     });
   }
 
-  /** Moves every parameter to a device or dtype in place (the Module keeps its tensors' identity by name). */
+  /**
+   * Moves every parameter and buffer, in this module and its children, to a device ('cpu',
+   * 'cuda:0') or a dtype, in place: each tensor keeps its identity (its data is swapped, as
+   * PyTorch's `param.data = ...`), so fields and optimizer references stay valid. A dtype applies
+   * to floating tensors only (index tables stay integer).
+   */
   to(target: string): this {
-    for (const [n, p] of this.#params) {
-      const moved = noGrad(() => p.to(target as never).detach());
-      p.dispose();
-      this.#params.set(n, this.param(n, moved));
-    }
-    for (const c of this.#children.values()) c.to(target);
+    const dtype = isDType(target);
+    noGrad(() => {
+      for (const t of [...this.parameters(), ...this.buffers()]) {
+        if (dtype && !isFloating(t.dtype)) continue;
+        const moved = t.to(target as DType);
+        call('aten::set_data', [t, moved]);
+        moved.dispose();
+      }
+    });
     return this;
   }
 
-  /** Frees every parameter. */
+  /** Frees every parameter and buffer of this module and its children. */
   dispose(): void {
-    for (const p of this.parameters()) p.dispose();
+    for (const t of [...this.parameters(), ...this.buffers()]) t.dispose();
   }
 }

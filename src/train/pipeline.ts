@@ -19,12 +19,13 @@ import { ArgError, ConfigError } from '../errors.js';
 import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
 import type { ImageSet } from '../data/types.js';
-import { loadModel } from '../train/checkpoint.js';
-import { evaluate } from '../train/evaluate.js';
-import { readJson, readRunConfig, runFiles, type RunConfig } from '../train/run.js';
-import { subsampleSet } from '../train/stage.js';
-import { sample, type SampleProgress } from './sample.js';
-import { sliceView } from './slices.js';
+import { subsampleSet } from '../data/subsample.js';
+import { sample, type SampleProgress } from '../spn/sample.js';
+import { sliceView } from '../spn/slices.js';
+import { joinDepth } from '../spn/stage.js';
+import { loadModel } from './checkpoint.js';
+import { evaluate } from './evaluate.js';
+import { readJson, readRunConfig, runFiles, type RunConfig } from './run.js';
 
 export const PipelineFile = z
   .object({
@@ -158,7 +159,7 @@ export async function samplePipeline(p: Pipeline, o: PipelineSampleOptions): Pro
           }
           // depth: the previous image is the high bits; the stage samples the low ones.
           const low = sample(model, { ...common, given: prev! });
-          return prev!.to(model.device).mul(2 ** s.config.model.bits).add(low);
+          return joinDepth(prev!.to(model.device), low, s.config.model.bits);
         }));
         out.push({ run: s.run, stage: s.stage, bits: s.bits, images });
       } finally {

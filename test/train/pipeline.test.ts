@@ -13,12 +13,12 @@ import type { ImageSet } from '../../src/data/types.js';
 import { evalRun, formatReport, register as registerEval } from '../../src/cli/eval.js';
 import { register as registerSample } from '../../src/cli/sample.js';
 import { upscaleRun } from '../../src/cli/upscale.js';
-import { reduceBits } from '../../src/spn/bits.js';
+import { reduceBits } from '../../src/data/bits.js';
 import { encodePng, tensorToBatch } from '../../src/spn/images.js';
-import { evalPipeline, loadPipeline, samplePipeline, type Pipeline } from '../../src/spn/pipeline.js';
+import { evalPipeline, loadPipeline, samplePipeline, type Pipeline } from '../../src/train/pipeline.js';
 import { loadModel } from '../../src/train/checkpoint.js';
 import { evaluate } from '../../src/train/evaluate.js';
-import { subsampleSet } from '../../src/train/stage.js';
+import { subsampleSet } from '../../src/data/subsample.js';
 import { train, type TrainOptions } from '../../src/train/trainer.js';
 import { cleanupTmp, smoothImages, tmpDir, writeIdx } from '../data/fixtures.js';
 
