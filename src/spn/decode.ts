@@ -12,7 +12,7 @@
 import { ArgError } from '../errors.js';
 import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
-import type { LayerNorm, Linear } from '../torch/nn/index.js';
+import type { Linear } from '../torch/nn/index.js';
 import type { MaskedConv2d, SPN, SliceBatch } from './model.js';
 
 /** y = x·W + b as one addmm on a contiguous (in, out) matrix W. */
@@ -37,8 +37,6 @@ class Dense {
     torch.dispose([this.w, this.b]);
   }
 }
-
-const norm = (ln: LayerNorm, x: Tensor): Tensor => torch.layerNorm(x, [ln.dim], ln.weight, ln.bias, ln.eps);
 
 /** A masked conv's allowed taps as one (K·in, out) matrix, and each pixel's tap positions. */
 class ConvPlan {
@@ -185,28 +183,36 @@ export class SliceDecoder {
     this.h = torch.keep(torch.tidy(() => {
       let x = this.inputState.read(t).add(this.ctx.select(1, t)); // (B, D)
       for (let i = 0; i < m.blocks.length; i++) x = this.blockStep(i, x, t);
-      return norm(m.norm, x);
+      return m.norm.forward(x);
     }));
   }
 
+  /** Decoder block i at pixel t: the block's own residual structure (DecoderBlock.residual)
+   * with its sublayers computed from the caches. x: (B, D). */
   private blockStep(i: number, x: Tensor, t: number): Tensor {
     const b = this.plan.model.blocks[i]!;
     const p = this.plan.blocks[i]!;
     const conv = this.convStates[i]!;
     const [B, D, H] = [this.B, b.attn.dim, b.attn.heads];
-    // masked conv (type B: the pixel's own input is written first)
-    conv.write(t, norm(b.normConv, x));
-    x = x.add(conv.read(t));
-    // causal attention over pixels 0..t
-    const qkv = p.qkv.apply(norm(b.normAttn, x)); // (B, 3D)
-    const kv = this.kv[i]!;
-    kv.select(1, t).copy_(qkv.narrow(1, D, 2 * D).view([B, 2, H, -1]));
-    const past = kv.narrow(1, 0, t + 1); // (B, L, 2, H, hd)
-    const scores = past.select(2, 0).mul(qkv.narrow(1, 0, D).view([B, 1, H, -1])).sum(-1); // (B, L, H)
-    const y = past.select(2, 1).mul(torch.softmax(scores, 1).unsqueeze(-1)).sum(1); // (B, H, hd)
-    x = x.add(p.attnProj.apply(y.view([B, D])));
-    // MLP
-    return x.add(p.proj.apply(torch.gelu(p.fc.apply(norm(b.normMlp, x)))));
+    return b.residual(x, {
+      // masked conv, type B: the pixel's own input is written first
+      conv: (n) => {
+        conv.write(t, n);
+        return conv.read(t);
+      },
+      // causal attention of pixel t over pixels 0..t: its key and value join the cache
+      attn: (n) => {
+        const qkv = p.qkv.apply(n); // (B, 3D), the query pre-scaled
+        const kv = this.kv[i]!;
+        kv.select(1, t).copy_(qkv.narrow(1, D, 2 * D).view([B, 2, H, -1]));
+        const past = kv.narrow(1, 0, t + 1); // (B, L, 2, H, hd)
+        // one query: multiply-and-sum beats B·H tiny GEMMs (measured ~3× on these shapes)
+        const scores = past.select(2, 0).mul(qkv.narrow(1, 0, D).view([B, 1, H, -1])).sum(-1); // (B, L, H)
+        const y = past.select(2, 1).mul(torch.softmax(scores, 1).unsqueeze(-1)).sum(1); // (B, H, hd)
+        return p.attnProj.apply(y.view([B, D]));
+      },
+      mlp: (n) => p.proj.apply(torch.gelu(p.fc.apply(n))),
+    });
   }
 
   /** Logits (B, V) of channel c at the current pixel, given channels < c (set by setChannel). */

@@ -127,16 +127,25 @@ class DecoderBlock extends Module {
     this.fc = this.child('fc', new Linear(D, cfg.mlpRatio * D, o));
     this.proj = this.child('proj', new Linear(cfg.mlpRatio * D, D, o));
   }
+  /**
+   * The block's residual structure, shared by the training pass (all pixels of the slice at
+   * once) and the incremental decoder (one pixel, with cached state, decode.ts): pre-norm masked
+   * conv, causal attention and MLP sublayers, each added to the stream. The caller supplies how
+   * each sublayer is computed on its normed input.
+   */
+  residual(x: Tensor, sub: { conv: (h: Tensor) => Tensor; attn: (h: Tensor) => Tensor; mlp: (h: Tensor) => Tensor }, dropout = 0): Tensor {
+    x = x.add(drop(sub.conv(this.normConv.forward(x)), dropout, this.training));
+    x = x.add(drop(sub.attn(this.normAttn.forward(x)), dropout, this.training));
+    return x.add(drop(sub.mlp(this.normMlp.forward(x)), dropout, this.training));
+  }
   /** x: (B, T, D) over the slice grid h×w. */
   forward(x: Tensor, h: number, w: number, dropout: number): Tensor {
     const [B, T, D] = x.shape as [number, number, number];
-    const grid = this.normConv.forward(x).transpose(1, 2).reshape([B, D, h, w]);
-    x = x.add(drop(this.conv.forward(grid).flatten(2).transpose(1, 2), dropout, this.training)); // (B, T, D)
-    x = x.add(drop(this.attn.forward(this.normAttn.forward(x)), dropout, this.training));
-    return x.add(drop(this.mlp(this.normMlp.forward(x)), dropout, this.training)).view([B, T, D]);
-  }
-  mlp(x: Tensor): Tensor {
-    return this.proj.forward(torch.gelu(this.fc.forward(x)));
+    return this.residual(x, {
+      conv: (n) => this.conv.forward(n.transpose(1, 2).reshape([B, D, h, w])).flatten(2).transpose(1, 2), // (B, T, D)
+      attn: (n) => this.attn.forward(n),
+      mlp: (n) => this.proj.forward(torch.gelu(this.fc.forward(n))),
+    }, dropout).view([B, T, D]);
   }
 }
 

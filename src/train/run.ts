@@ -22,6 +22,7 @@ export const RunConfig = z
     minutes: z.number().positive().nullable(),
     steps: z.number().int().positive().nullable(),
     created: z.string(),
+    initFrom: z.string().optional(), // the run or checkpoint a fine-tuning run started from
   })
   .strict();
 export type RunConfig = z.infer<typeof RunConfig>;

@@ -198,9 +198,19 @@ describe('lrAt', () => {
     expect(lrAt(100, { ...s, decay: 'constant' })).toBe(1);
     expect(lrAt(0, { ...s, warmupSteps: 0, decay: 'constant' })).toBe(1);
   });
+  it('follows a progress fraction after warmup when given (time-budgeted runs)', () => {
+    const timed = { lr: 1, warmupSteps: 10, decay: 'cosine' as const, minLr: 0.1 };
+    expect(lrAt(3, timed, 0.9)).toBeCloseTo(0.4, 12); // warmup goes by steps
+    expect(lrAt(50, timed, 0)).toBeCloseTo(1, 12);
+    expect(lrAt(50, timed, 0.5)).toBeCloseTo(0.55, 12);
+    expect(lrAt(50, timed, 1)).toBeCloseTo(0.1, 12);
+    expect(lrAt(50, s, 0.5)).toBeCloseTo(0.55, 12); // the fraction wins over totalSteps
+  });
   it('rejects bad arguments', () => {
     expect(() => lrAt(-1, s)).toThrow(SpnError);
     expect(() => lrAt(1, { ...s, totalSteps: 5 })).toThrow(/warmupSteps/);
+    expect(() => lrAt(1, { lr: 1, warmupSteps: 0, decay: 'cosine' })).toThrow(/progress fraction/);
+    expect(() => lrAt(1, s, 1.5)).toThrow(/progress = 1.5/);
   });
 });
 

@@ -1,4 +1,4 @@
 export { Module } from './module.js';
 export { Linear, Conv2d, LayerNorm, Embedding, Dropout, uniform, normal } from './layers.js';
 export type { LayerOptions } from './layers.js';
-export { CausalSelfAttention, KVCache } from './attention.js';
+export { CausalSelfAttention } from './attention.js';

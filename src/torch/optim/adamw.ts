@@ -15,8 +15,8 @@ export interface AdamWOptions {
   eps?: number;
   /** Decoupled weight decay: each step multiplies the parameter by (1 - lr * weightDecay). */
   weightDecay?: number;
-  /** Parameters for which this returns true get no weight decay (biases, norms, embeddings). */
-  noDecay?: (name: string) => boolean;
+  /** Parameters for which this returns true get no weight decay (e.g. `(_, p) => p.ndim < 2`: biases and norm gains). */
+  noDecay?: (name: string, param: Tensor) => boolean;
 }
 
 interface ParamState { expAvg: Tensor; expAvgSq: Tensor; step: number }
@@ -58,7 +58,7 @@ export class AdamW {
     checkRange('eps', this.eps, 0, Infinity);
     checkRange('weightDecay', this.weightDecay, 0, Infinity);
     const noDecay = opts.noDecay ?? (() => false);
-    this.#decays = this.params.map(({ name }) => !noDecay(name));
+    this.#decays = this.params.map(({ name, param }) => !noDecay(name, param));
   }
 
   /** Number of step() calls (restored by loadStateDict as the largest per-parameter step). */

@@ -1,0 +1,191 @@
+// What `train()` is asked to do: the options, their validation (before anything is written),
+// and the run config they resolve to, for a new run, a resumed run or a fine-tuning run.
+import * as path from 'node:path';
+import { ArgError } from '../errors.js';
+import { getPreset, parseModelConfig, parseTrainConfig, type ModelConfig } from '../spn/config.js';
+import * as torch from '../torch/index.js';
+import type { RunConfig } from './run.js';
+
+export type SetValue = number | string | boolean;
+
+export interface TrainOptions {
+  /** Dataset spec (default 'fashion-mnist'; a resumed run keeps its own). */
+  data?: string;
+  /** Architecture and training preset (default 'fmnist-cpu'; a resumed run keeps its own). */
+  preset?: string;
+  out: string;
+  minutes?: number;
+  steps?: number;
+  seed?: number;
+  device?: string;
+  resume?: boolean;
+  /** Start a new run from the weights of another run or checkpoint (fine-tuning): its architecture, its EMA weights. */
+  initFrom?: string;
+  stage?: 'full' | 'size' | 'depth';
+  bits?: number; // bits of the generated values (full/size); depth stages always read 8-bit data
+  givenBits?: number; // depth stage: the high bits given (default 3)
+  scale?: number; // override the preset's S
+  subsample?: number;
+  size?: number; // dataset --size
+  batchSize?: number;
+  lr?: number;
+  /** Overrides of the preset, e.g. {'model.dim': 96, 'train.emaDecay': 0.999}; validated like the preset. */
+  set?: Record<string, SetValue>;
+  cacheDir?: string;
+  /** libtorch CPU threads while training; unset: the policy of torch/threads.ts. */
+  threads?: number;
+  quiet?: boolean;
+  /** Test hook: stop (as Ctrl-C would) once this step is reached. */
+  interruptAtStep?: number;
+  /** Called with each logged training record (tests, the demo, API users). */
+  onLog?: (record: Record<string, number | string>) => void;
+}
+
+export const DEFAULT_PRESET = 'fmnist-cpu';
+export const DEFAULT_DATA = 'fashion-mnist';
+
+const positiveInt = (name: string, v: number | undefined, min = 1) => {
+  if (v !== undefined && !(Number.isInteger(v) && v >= min)) throw new ArgError(`${name} ${v}: expected an integer ≥ ${min}`);
+};
+
+/** Checks every option that can be checked without reading files; throws before anything is written. */
+export function validateTrainOptions(o: TrainOptions): void {
+  if (o.minutes === undefined && o.steps === undefined) throw new ArgError('train needs --minutes or --steps');
+  if (o.minutes !== undefined && !(Number.isFinite(o.minutes) && o.minutes > 0)) throw new ArgError(`--minutes ${o.minutes}: expected a positive number`);
+  positiveInt('--steps', o.steps);
+  positiveInt('--seed', o.seed, 0);
+  positiveInt('--bits', o.bits);
+  positiveInt('--given-bits', o.givenBits);
+  positiveInt('--scale', o.scale);
+  positiveInt('--subsample', o.subsample);
+  positiveInt('--size', o.size);
+  positiveInt('--batch-size', o.batchSize);
+  positiveInt('--threads', o.threads);
+  if (o.lr !== undefined && !(Number.isFinite(o.lr) && o.lr > 0)) throw new ArgError(`--lr ${o.lr}: expected a positive number`);
+  if (o.stage !== undefined && !['full', 'size', 'depth'].includes(o.stage)) throw new ArgError(`--stage ${String(o.stage)}: expected full, size or depth`);
+  if (o.resume && o.initFrom) throw new ArgError('--resume continues a run and --init-from starts a new one from another run\'s weights: give one of them');
+  for (const k of Object.keys(o.set ?? {})) {
+    if (!k.startsWith('model.') && !k.startsWith('train.')) throw new ArgError(`--set ${k}: expected model.<key> or train.<key>`);
+  }
+  if (o.initFrom && Object.keys(o.set ?? {}).some((k) => k.startsWith('model.'))) {
+    throw new ArgError(`--init-from ${o.initFrom} takes that run's architecture; model.* settings cannot change it (train.* settings can)`);
+  }
+  if (o.device !== undefined) checkDevice(o.device);
+  if (o.preset !== undefined) getPreset(o.preset); // unknown preset: the list of known ones
+}
+
+/** 'cpu', 'cuda' or 'cuda:N', on a device this libtorch build and machine have. */
+export function checkDevice(device: string): void {
+  const m = /^(cpu|cuda)(?::(\d+))?$/.exec(device);
+  if (!m || (m[1] === 'cpu' && m[2] !== undefined)) throw new ArgError(`--device ${device}: expected cpu, cuda or cuda:N`);
+  if (m[1] === 'cuda') {
+    if (!torch.cuda.isAvailable()) {
+      const why = torch.native.info().cudaCompiled ? 'no CUDA device is visible' : 'this libtorch build has no CUDA (build against a CUDA PyTorch: docs/pytorch2.md)';
+      throw new ArgError(`--device ${device}: ${why}`);
+    }
+    const index = m[2] === undefined ? 0 : Number(m[2]);
+    if (index >= torch.cuda.deviceCount()) throw new ArgError(`--device ${device}: there are ${torch.cuda.deviceCount()} CUDA devices (0..${torch.cuda.deviceCount() - 1})`);
+  }
+}
+
+/** Splits --set overrides by section: {'model.dim': 96} -> {dim: 96} for 'model'. */
+function overrides(o: TrainOptions, section: 'model' | 'train'): Record<string, SetValue> {
+  const prefix = `${section}.`;
+  return Object.fromEntries(Object.entries(o.set ?? {}).filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
+}
+
+/**
+ * The config of a new run, from the options, the data's image shape and, when fine-tuning, the
+ * source run's model config (its architecture: the new run must read images of the same shape).
+ */
+export function newRunConfig(o: TrainOptions, shape: { h: number; w: number; c: number }, source?: { model: ModelConfig; from: string }): RunConfig {
+  const presetName = o.preset ?? DEFAULT_PRESET;
+  const preset = getPreset(presetName);
+  const stage = source?.model.stage ?? o.stage ?? 'full';
+  let model: ModelConfig;
+  if (source) {
+    model = source.model;
+    if (model.height !== shape.h || model.width !== shape.w || model.channels !== shape.c) {
+      throw new ArgError(`--init-from ${source.from}: its model reads ${model.height}×${model.width}×${model.channels} images, the data has ${shape.h}×${shape.w}×${shape.c}`);
+    }
+  } else {
+    const givenBits = stage === 'depth' ? (o.givenBits ?? 3) : 0;
+    model = parseModelConfig({
+      ...preset.model,
+      ...overrides(o, 'model'),
+      height: shape.h,
+      width: shape.w,
+      channels: shape.c,
+      bits: stage === 'depth' ? 8 - givenBits : (o.bits ?? preset.model.bits),
+      stage,
+      givenBits,
+      ...(o.scale !== undefined ? { scale: o.scale } : {}),
+    });
+  }
+  const train = parseTrainConfig({
+    ...preset.train,
+    ...overrides(o, 'train'),
+    ...(o.batchSize !== undefined ? { batchSize: o.batchSize } : {}),
+    ...(o.lr !== undefined ? { lr: o.lr } : {}),
+  });
+  return {
+    name: path.basename(path.resolve(o.out)),
+    preset: presetName,
+    data: o.data ?? DEFAULT_DATA,
+    dataBits: stage === 'depth' ? 8 : model.bits,
+    subsample: o.subsample ?? 1,
+    size: o.size ?? null,
+    seed: o.seed ?? 0,
+    device: o.device ?? 'cpu',
+    stage,
+    model,
+    train,
+    minutes: o.minutes ?? null,
+    steps: o.steps ?? null,
+    created: new Date().toISOString(),
+    ...(source ? { initFrom: source.from } : {}),
+  };
+}
+
+/** The bits of stored values a new run reads (before its data is loaded). */
+export function dataBitsFor(o: TrainOptions): number {
+  return o.stage === 'depth' ? 8 : (o.bits ?? getPreset(o.preset ?? DEFAULT_PRESET).model.bits);
+}
+
+/**
+ * A resumed run's config: its saved config with the limits (--steps, --minutes) and --device of
+ * this call. Any other option that would change the run is refused, naming each one with the
+ * run's value (start a new run with --init-from to change them).
+ */
+export function resumedRunConfig(o: TrainOptions, prior: RunConfig): RunConfig {
+  const m = prior.model;
+  const conflicts: string[] = [];
+  const check = (flag: string, given: SetValue | undefined, saved: SetValue | null) => {
+    if (given !== undefined && given !== saved) conflicts.push(`${flag} ${given} (the run has ${saved})`);
+  };
+  check('--preset', o.preset, prior.preset);
+  check('--data', o.data, prior.data);
+  check('--seed', o.seed, prior.seed);
+  check('--stage', o.stage, prior.stage);
+  check('--bits', o.bits, m.bits);
+  check('--given-bits', o.givenBits, m.givenBits);
+  check('--scale', o.scale, m.scale);
+  check('--subsample', o.subsample, prior.subsample);
+  check('--size', o.size, prior.size);
+  check('--batch-size', o.batchSize, prior.train.batchSize);
+  check('--lr', o.lr, prior.train.lr);
+  for (const [key, value] of Object.entries(o.set ?? {})) {
+    const [section, field] = key.split('.', 2) as ['model' | 'train', string];
+    const saved = (prior[section] as Record<string, SetValue>)[field] ?? null;
+    if (value !== saved) conflicts.push(`--set ${key}=${value} (the run has ${saved})`);
+  }
+  if (conflicts.length) {
+    throw new ArgError(`--resume continues ${prior.name} with its own settings; these would change it: ${conflicts.join(', ')}. Start a new run from its weights with --init-from instead`);
+  }
+  return {
+    ...prior,
+    ...(o.steps !== undefined ? { steps: o.steps } : {}),
+    ...(o.minutes !== undefined ? { minutes: o.minutes } : {}),
+    ...(o.device !== undefined ? { device: o.device } : {}),
+  };
+}
