@@ -83,35 +83,17 @@ export const PRESETS: Record<string, Preset> = {
   'fmnist-cpu': {
     description: 'Fashion-MNIST 28×28 8-bit, sized to do well in 30 minutes on 2 CPU cores',
     shape: [28, 28, 1],
-    // Timed trials on 2 cores (test bpd on 400 images at the end of each run's cosine schedule,
-    // two runs side by side). S=4 (16 slices of 7×7) beat S=2 (3.355 vs 3.554 at ~4.4 min) and
-    // S=7. Depth pays more in the conditioning network than in the decoder (a conv block costs
-    // less per step than a decoder block): at 6 min, conditioning/decoder blocks 2/3 3.333
-    // (1,340 steps), 3/2 3.276 (1,711), 4/1 3.239 (2,032), 6/1 3.270; width 128 at 4/1 3.296,
-    // width 64 at 8/1 3.233, lr 5e-3 at 4/1 3.272. At 12 min, 4/1 3.125 and 3.130 (two runs),
-    // 6/1 3.149, width 64 at 8/1 3.135.
-    // Then, at 6 min: the 'relative' context layout 3.135 against 3.263 for 'slices'; value
-    // features for the context (valueFreqs 8) 3.030 against 3.137; adding headFreqs 8 3.013,
-    // embedFreqs 8 3.024. With all three, at 12 min: 4/1 2.965, 6/1 2.974, 4/2 2.974, width 128
-    // 2.981; lr 4.5e-3 2.979, 2e-3 2.939, 1.5e-3 2.944, 1e-3 2.958. Then at lr 2e-3: 4/1 2.947,
-    // 5/1 2.955 (one round).
+    // S=4, 4 conditioning + 1 decoder blocks of width 96, the relative context and all three
+    // value features, lr 2e-3, bf16 on a CPU that has it: chosen by timed trials on 2 cores
+    // (docs/experiments.md).
     model: { bits: 8, scale: 4, dim: 96, heads: 4, condLayers: 4, decLayers: 1, kernel: 3, context: 'relative', valueFreqs: 8, headFreqs: 8, embedFreqs: 8 },
-    // bf16 autocast where the CPU computes bf16 natively (AMX here): at 12 min, 2.918 against
-    // 2.946 in fp32 (5,251 vs 3,382 steps, side by side on one thread each); a step alone took
-    // 83–96 ms with 1 thread and 78–83 ms with 2, against 138–145 ms in fp32. 30 min on both cores: 2.887
-    // on the full test set (20,544 steps), against 2.916 in fp32 on one (10,711 steps). In bf16 at
-    // 12 min: this preset 2.908, width 128 2.922 (one round). Next round, stopped early:
-    // conditioning/decoder blocks 4/2 3.020 at 4.4 min and 3/2 2.946 at 8.6 min, against this
-    // preset's 2.984 at 4.2 and 2.924 at 8.4 (a decoder block costs more steps than it gives).
     train: { batchSize: 32, lr: 2e-3, warmupSteps: 100, emaDecay: 0.998, evalEverySec: 240, evalImages: 400, precision: 'bf16' },
   },
   'cifar-cpu': {
     description: 'CIFAR-10 32×32×3 8-bit, small enough to train on CPU',
     shape: [32, 32, 3],
     model: { bits: 8, scale: 2, dim: 96, heads: 4, condLayers: 2, decLayers: 3, kernel: 3 },
-    // bf16 where the CPU has it: 6 min on the CIFAR-10 subset in ../shared/data (side by side,
-    // one thread each), 5.955 bits/dim on 200 test images after 800 steps against 6.306 after 317
-    // in fp32; a step alone took ~190-280 ms on two threads against ~670 ms in fp32 on one.
+    // bf16 where the CPU has it (docs/experiments.md)
     train: { batchSize: 16, lr: 2e-3, warmupSteps: 200, emaDecay: 0.995, evalImages: 200, precision: 'bf16' },
   },
   'tiny': {
@@ -120,21 +102,28 @@ export const PRESETS: Record<string, Preset> = {
     model: { bits: 8, scale: 2, dim: 16, heads: 2, condLayers: 1, decLayers: 1, kernel: 3 },
     train: { batchSize: 8, lr: 3e-3, warmupSteps: 5, evalEverySec: 1e9, evalImages: 16, checkpointEverySec: 1e9, sampleEverySec: 1e9 },
   },
-  // GPU presets sized like the paper's models (bf16 on CUDA).
+  // GPU presets: the paper's settings (S, slice size, depth), trained in bf16 on CUDA. None has
+  // been trained or timed on a GPU by this project yet (see the README's GPU section).
   'imagenet32-gpu': {
-    description: 'ImageNet 32×32 8-bit, paper-sized (S=2)',
+    description: 'ImageNet 32×32 8-bit, S=2; for one GPU (and the GPU check: 3 minutes on the CIFAR-10 subset)',
     shape: [32, 32, 3],
     model: { bits: 8, scale: 2, dim: 512, heads: 8, condLayers: 8, decLayers: 8, kernel: 3, dropout: 0.1 },
     train: { batchSize: 64, lr: 3e-4, warmupSteps: 2000, emaDecay: 0.9999, evalImages: 2000 },
   },
   'imagenet64-gpu': {
-    description: 'ImageNet 64×64 8-bit, paper-sized (S=4)',
+    description: 'ImageNet 64×64 8-bit, S=4, width 512; a smaller model than the paper\'s, for one GPU',
     shape: [64, 64, 3],
     model: { bits: 8, scale: 4, dim: 512, heads: 8, condLayers: 8, decLayers: 8, kernel: 3, dropout: 0.1 },
     train: { batchSize: 64, lr: 3e-4, warmupSteps: 2000, emaDecay: 0.9999, evalImages: 2000 },
   },
+  'imagenet64-paper': {
+    description: 'ImageNet 64×64 8-bit, S=4, at the paper\'s size (about 150M parameters); for several GPUs (--nproc)',
+    shape: [64, 64, 3],
+    model: { bits: 8, scale: 4, dim: 672, heads: 8, condLayers: 8, decLayers: 8, kernel: 3, dropout: 0.1 },
+    train: { batchSize: 64, lr: 3e-4, warmupSteps: 2000, emaDecay: 0.9999, evalImages: 2000 },
+  },
   'celebahq256-gpu': {
-    description: 'CelebA-HQ 256×256, 3-bit or 5-bit depth stages, S=8 (slices of 32×32)',
+    description: 'CelebA-HQ 256×256, S=8 (slices of 32×32), the 3-bit stage; --stage depth for the 5 low bits',
     shape: [256, 256, 3],
     model: { bits: 3, scale: 8, dim: 512, heads: 8, condLayers: 8, decLayers: 8, kernel: 3, dropout: 0.1 },
     train: { batchSize: 16, lr: 3e-4, warmupSteps: 2000, emaDecay: 0.9999, evalImages: 500 },
