@@ -50,6 +50,7 @@ export function decodeSegments(rawPath: string): string[] {
     } catch {
       throw new HttpError(400, `bad percent-encoding in path segment ${JSON.stringify(seg)}`);
     }
+    // eslint-disable-next-line no-control-regex -- control characters are exactly what this refuses
     if (s === '' || s === '.' || s === '..' || /[/\\\u0000-\u001f\u007f]/.test(s)) {
       throw new HttpError(400, `path segment ${JSON.stringify(s)} is not allowed`);
     }

@@ -85,6 +85,7 @@ function route(req: IncomingMessage, res: ServerResponse, reader: RunReader, ass
   if (req.method !== 'GET' && req.method !== 'HEAD') throw new HttpError(405, `method ${req.method} not allowed; the dashboard is read-only`);
   const url = req.url ?? '';
   // Node's parser already refuses most of these; NULs and control characters name no run file.
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what this refuses
   if (/[\u0000-\u001f\u007f]/.test(url)) throw new HttpError(400, 'control characters in URL');
   const q = url.indexOf('?');
   const rawPath = q === -1 ? url : url.slice(0, q);

@@ -13,6 +13,7 @@ const scopes: Set<Tensor>[] = [];
 export type Device = string; // 'cpu' | 'cuda' | 'cuda:N'
 export type Scalar = number | boolean;
 
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging -- the op methods: declared below, installed by ops.ts
 export class Tensor {
   #h: Handle | null;
 
@@ -100,6 +101,7 @@ export class Tensor {
 // The tensor ops as methods (x.add(y), x.view([...])), named as in PyTorch. Declared here,
 // installed on the prototype by ops.ts, so this module does not import the ops: ops.ts builds
 // on the Tensor class, not the other way round.
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging -- see the class
 export interface Tensor {
   detach(): Tensor;
   to(target: DType | Device): Tensor;

@@ -23,7 +23,7 @@ export interface RawResponse {
   body: Buffer;
   text: string;
   /** The body parsed as JSON; `any` so assertions can index into it freely. */
-  json: () => any;
+  json: () => any; // eslint-disable-line @typescript-eslint/no-explicit-any -- see above
 }
 
 /** Sends `target` exactly as written (no URL normalisation). */

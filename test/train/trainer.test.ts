@@ -60,7 +60,7 @@ async function expectCode(p: Promise<unknown>, code: string, message: RegExp): P
 
 describe('train', () => {
   let done: Awaited<ReturnType<typeof train>>;
-  let uninterrupted: Record<string, number | string>[] = [];
+  const uninterrupted: Record<string, number | string>[] = [];
 
   beforeAll(async () => {
     done = await train(opts({ steps: 30, onLog: (r) => uninterrupted.push(r) }));
