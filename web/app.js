@@ -1,7 +1,8 @@
 // spn serve dashboard: polls the read-only API every 2 s and redraws what changed.
-// Plain browser JavaScript; Chart.js comes from /vendor/chart.js as the global `Chart`.
+// A browser ES module; Chart.js comes from /vendor/chart.js as the global `Chart`, durations
+// are formatted by the same code as in the terminal (src/format.ts, served as /format.js).
 // Data from run folders is only ever put into the page with textContent, never as HTML.
-'use strict';
+import { formatDuration } from '/format.js';
 
 const POLL_MS = 2000;
 const TRAIN = '#2f6fde';
@@ -44,14 +45,7 @@ function fmtRate(v) {
 }
 
 function fmtDuration(s) {
-  if (typeof s !== 'number' || !Number.isFinite(s) || s < 0) return '–';
-  s = Math.round(s);
-  const h = Math.floor(s / 3600);
-  const m = Math.floor((s % 3600) / 60);
-  const sec = s % 60;
-  if (h > 0) return `${h}h ${String(m).padStart(2, '0')}m`;
-  if (m > 0) return `${m}m ${String(sec).padStart(2, '0')}s`;
-  return `${sec}s`;
+  return typeof s === 'number' && Number.isFinite(s) && s >= 0 ? formatDuration(s) : '–';
 }
 
 function fmtAgo(iso) {

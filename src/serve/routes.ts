@@ -48,6 +48,11 @@ export function locateAssets(): StaticAssets {
     ['/style.css', { file: path.join(webDir, 'style.css'), contentType: 'text/css; charset=utf-8' }],
   ]);
   const warnings: string[] = [];
+  // The duration format shared with the terminal (src/format.ts), compiled: beside this module
+  // when it runs from dist/, in the checkout's dist/ when it runs from its TypeScript source.
+  const format = [path.join(here, '..', 'format.js'), path.join(webDir, '..', 'dist', 'src', 'format.js')].find((f) => fs.existsSync(f));
+  if (format) files.set('/format.js', { file: format, contentType: 'text/javascript; charset=utf-8' });
+  else warnings.push('the compiled src/format.js is missing, so the dashboard cannot start; build it with: npm run build');
   try {
     // chart.js's exports map hides dist/chart.umd.js; resolve the package entry and look beside it.
     const chartDir = path.dirname(createRequire(import.meta.url).resolve('chart.js'));

@@ -1,19 +1,13 @@
 // Progress for long work: a live bar on a terminal, plain periodic lines elsewhere (CI, logs).
 import cliProgress from 'cli-progress';
 
+
 export interface Progress {
   update(done: number, fields: Record<string, string>): void;
   stop(): void;
 }
 
-export function formatDuration(s: number): string {
-  if (!Number.isFinite(s)) return '--:--';
-  s = Math.max(0, Math.round(s));
-  const h = Math.floor(s / 3600);
-  const m = Math.floor((s % 3600) / 60);
-  const sec = s % 60;
-  return h ? `${h}:${String(m).padStart(2, '0')}:${String(sec).padStart(2, '0')}` : `${m}:${String(sec).padStart(2, '0')}`;
-}
+export { formatDuration } from '../format.js';
 
 /** `label` names the work; `total` may be 0 when unknown (time-budgeted runs report a percentage). */
 export function createProgress(label: string, total: number, o: { quiet?: boolean; plainEverySec?: number } = {}): Progress {
