@@ -1,0 +1,37 @@
+// `spn decompress file.spn --out <dir>`: decodes a .spn file back to PNG images, checking that the
+// models, libtorch and this machine compute exactly what the encoder did (docs/spn-format.md).
+// The definition; the work is in decompress.run.ts, loaded only when the command runs.
+import type { Command } from 'commander';
+import { ArgError } from '../errors.js';
+
+export interface DecompressCommandOptions {
+  out: string;
+  run?: string;
+  pipeline?: string;
+  json?: boolean;
+  quiet?: boolean;
+}
+
+export function register(program: Command): void {
+  program
+    .command('decompress')
+    .description('decode a .spn file to PNG images (bit-identical to what was compressed)')
+    .argument('<file.spn>', 'the compressed file')
+    .requiredOption('--out <dir>', 'folder to write <name>.png into')
+    .option('--run <dir>', 'decode with this run folder instead of the one recorded in the file (its weights must match)')
+    .option('--pipeline <file>', "decode with this pipeline's runs instead of the recorded ones (their weights must match)")
+    .option('--json', 'print what was written as JSON')
+    .option('--quiet', 'no progress output')
+    .addHelpText('after', `
+The file records the models (sha256 of their weights), libtorch's version and the coding settings;
+a different model, libtorch or machine arithmetic (a probe of the model's logits), or a truncated
+or corrupted file (sha256 of the file) is an error, and nothing is written. Every decoded image is
+checked against its recorded pixel hash before any PNG is written. PNGs are 8-bit gray or RGB
+holding the coded values shifted up to 8 bits (v << (8 - bits)); see \`spn compress --help\`.`)
+    .action(async (file: string, opts: DecompressCommandOptions) => {
+      if (opts.run !== undefined && opts.pipeline !== undefined) throw new ArgError(`give --run ${opts.run} or --pipeline ${opts.pipeline}, not both`);
+      if (!opts.out.trim()) throw new ArgError('--out: expected a folder');
+      const { run } = await import('./decompress.run.js');
+      await run(file, opts);
+    });
+}

@@ -1,0 +1,209 @@
+// The models a .spn file is coded with: one 'full' run, or a pipeline's chain of stages. For
+// compression they are loaded as `spn eval` loads them; for decompression they must be the very
+// same weights (sha256) computing the very same logits (the probe), or decoding refuses.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ArgError, ConfigError, FormatError } from '../errors.js';
+import * as torch from '../torch/index.js';
+import { DecodePlan } from '../spn/decode.js';
+import type { ModelConfig } from '../spn/config.js';
+import type { SPN } from '../spn/model.js';
+import { listCheckpoints, loadModel, resolveCheckpoint } from '../train/checkpoint.js';
+import { loadPipeline } from '../train/pipeline.js';
+import { runFiles, type RunConfig } from '../train/run.js';
+import type { Header, StageEntry } from './container.js';
+import { probeHash, weightsHash } from './hash.js';
+
+/** libtorch threads while coding: part of what fixes the numbers, recorded in every file. */
+export const CODEC_THREADS = 1;
+
+export interface CodecStage {
+  /** The run folder (absolute) and the checkpoint inside it (relative, without extension). */
+  run: string;
+  checkpoint: string;
+  step: number;
+  ema: boolean;
+  config: RunConfig;
+  model: SPN;
+  plan: DecodePlan;
+  weights: string;
+}
+
+/** What the stages output: the final images. */
+export interface ImageSpec {
+  height: number;
+  width: number;
+  channels: number;
+  bits: number;
+}
+
+export interface CodecModels {
+  stages: CodecStage[];
+  /** The pipeline file (absolute), or null for a single run. */
+  pipeline: string | null;
+  image: ImageSpec;
+}
+
+/** Where the models come from: one full run (folder or checkpoint) or a pipeline file. */
+export type ModelSource = { run: string } | { pipeline: string };
+
+export interface LoadOptions {
+  ema?: boolean;
+  which?: 'best' | 'latest';
+}
+
+function outputOf(m: ModelConfig): ImageSpec {
+  return { height: m.height, width: m.width, channels: m.channels, bits: m.stage === 'depth' ? m.givenBits + m.bits : m.bits };
+}
+
+/** The run folder a checkpoint path belongs to (…/run/checkpoints/step-…), or the folder itself. */
+function runDirOf(target: string): string {
+  const abs = path.resolve(target);
+  if (fs.existsSync(abs) && fs.statSync(abs).isDirectory()) return abs;
+  return path.dirname(path.dirname(abs.replace(/\.(json|safetensors)$/, '')));
+}
+
+async function openStage(run: string, checkpointBase: string, ema: boolean): Promise<CodecStage> {
+  const { model, config, step } = await loadModel(checkpointBase, { ema, device: 'cpu' });
+  if (model.dtype !== 'float32') {
+    model.dispose();
+    throw new ConfigError(`${checkpointBase}: the codec codes with float32 weights, this model is ${model.dtype}`);
+  }
+  model.eval();
+  return {
+    run, checkpoint: path.relative(run, checkpointBase), step, ema, config, model,
+    plan: torch.withThreads(CODEC_THREADS, () => new DecodePlan(model)), weights: weightsHash(model),
+  };
+}
+
+export function closeModels(m: CodecModels | CodecStage[]): void {
+  for (const s of Array.isArray(m) ? m : m.stages) {
+    s.plan.dispose();
+    s.model.dispose();
+  }
+}
+
+/** Loads the models to compress with. A single run must be a 'full' model. */
+export async function openModels(src: ModelSource, o: LoadOptions = {}): Promise<CodecModels> {
+  const ema = o.ema ?? true;
+  const which = o.which ?? 'best';
+  if ('run' in src) {
+    const base = resolveCheckpoint(src.run, which);
+    const stage = await openStage(runDirOf(base), base, ema);
+    if (stage.config.stage !== 'full') {
+      closeModels([stage]);
+      throw new ArgError(`${src.run} is a '${stage.config.stage}' upscaling stage: it codes only what it is given the rest of; compress with a pipeline that starts with a 'full' model (--pipeline <file>)`);
+    }
+    return { stages: [stage], pipeline: null, image: outputOf(stage.config.model) };
+  }
+  const p = loadPipeline(src.pipeline);
+  const stages: CodecStage[] = [];
+  try {
+    for (const s of p.stages) stages.push(await openStage(s.dir, resolveCheckpoint(s.dir, which), ema));
+  } catch (err) {
+    closeModels(stages);
+    throw err;
+  }
+  return { stages, pipeline: path.resolve(src.pipeline), image: { height: p.shape[0], width: p.shape[1], channels: p.shape[2], bits: p.bits } };
+}
+
+/** JSON with sorted keys: two configs are equal when these strings are. */
+function canonical(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
+  if (v && typeof v === 'object') {
+    return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(v);
+}
+
+function configDiff(a: ModelConfig, b: ModelConfig): string {
+  const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].sort();
+  return keys
+    .filter((k) => canonical((a as Record<string, unknown>)[k]) !== canonical((b as Record<string, unknown>)[k]))
+    .map((k) => `${k} ${canonical((a as Record<string, unknown>)[k])} (file) vs ${canonical((b as Record<string, unknown>)[k])}`)
+    .join(', ');
+}
+
+/** Checkpoints of a run folder to try, the recorded one first. */
+function candidates(dir: string, recorded: string): string[] {
+  const folder = runFiles(dir).checkpoints;
+  const list = [path.join(dir, recorded), path.join(folder, 'best'), ...listCheckpoints(dir).reverse().map((n) => path.join(folder, n))];
+  return [...new Set(list)].filter((b) => fs.existsSync(`${b}.json`) && fs.existsSync(`${b}.safetensors`));
+}
+
+export interface DecodeModelOptions {
+  /** The .spn file, for messages. */
+  file: string;
+  /** Override the run folder of a single-stage file. */
+  run?: string;
+  /** Override the run folders with a pipeline file's. */
+  pipeline?: string;
+}
+
+/**
+ * Loads, for each stage of a file, a checkpoint with exactly the recorded weights (sha256), checks
+ * its config and that this machine computes the recorded probe logits. Any mismatch is an error
+ * naming the file, the stage and what differs.
+ */
+export async function openModelsFor(h: Header, o: DecodeModelOptions): Promise<CodecModels> {
+  const n = h.stages.length;
+  let dirs: string[];
+  if (o.pipeline !== undefined && o.run !== undefined) throw new ArgError(`give --run ${o.run} or --pipeline ${o.pipeline}, not both`);
+  if (o.pipeline !== undefined) {
+    dirs = loadPipeline(o.pipeline).stages.map((s) => s.dir);
+    if (dirs.length !== n) throw new ConfigError(`${o.file} was coded with ${n} stage(s); ${o.pipeline} has ${dirs.length}`);
+  } else if (o.run !== undefined) {
+    if (n !== 1) throw new ArgError(`${o.file} was coded with a ${n}-stage pipeline; pass --pipeline <file>, not --run`);
+    dirs = [runDirOf(o.run)];
+  } else {
+    dirs = h.stages.map((s) => s.run);
+  }
+  const stages: CodecStage[] = [];
+  try {
+    for (const [i, entry] of h.stages.entries()) stages.push(await matchStage(h, entry, dirs[i]!, i, o.file));
+  } catch (err) {
+    closeModels(stages);
+    throw err;
+  }
+  const last = stages[n - 1]!.config.model;
+  return { stages, pipeline: h.pipeline, image: outputOf(last) };
+}
+
+async function matchStage(h: Header, entry: StageEntry, dir: string, i: number, file: string): Promise<CodecStage> {
+  const name = `${file}: stage ${i + 1}`;
+  if (!fs.existsSync(runFiles(dir).config)) {
+    throw new ConfigError(`${name} was coded with the run ${dir}, which is not there (no ${runFiles(dir).config}); pass --run <dir> or --pipeline <file>`);
+  }
+  const tried: string[] = [];
+  for (const base of candidates(dir, entry.checkpoint)) {
+    const s = await openStage(dir, base, entry.ema);
+    const cfg = s.config.model;
+    if (canonical(cfg) !== canonical(entry.model)) {
+      closeModels([s]);
+      throw new FormatError(`${name}: the model of ${base} differs from the one the file was coded with: ${configDiff(entry.model, cfg)}`);
+    }
+    if (s.weights === entry.weights) {
+      const probe = torch.withThreads(CODEC_THREADS, () => probeHash(s.model, s.plan, h.batch));
+      if (probe !== entry.probe) {
+        closeModels([s]);
+        throw new FormatError(
+          `${name} (${path.join(dir, entry.checkpoint)}): this machine computes the model's logits differently from the one that wrote the file ` +
+            `(probe sha256 ${probe.slice(0, 16)}… vs ${entry.probe.slice(0, 16)}…): another libtorch build, BLAS or CPU kernels; decoding here would give wrong pixels`,
+        );
+      }
+      return s;
+    }
+    tried.push(`${path.relative(dir, base)} (step ${s.step}, sha256 ${s.weights.slice(0, 12)}…)`);
+    closeModels([s]);
+  }
+  throw new FormatError(
+    `${name}: no checkpoint of ${dir} has the ${entry.ema ? 'EMA ' : ''}weights the file was coded with (${entry.checkpoint}, step ${entry.step}, sha256 ${entry.weights.slice(0, 12)}…); ` +
+      `tried ${tried.length ? tried.join(', ') : 'none (no checkpoints)'}`,
+  );
+}
+
+/** The header entry of a loaded stage (probe computed for the file's batch size). */
+export function stageEntry(s: CodecStage, batch: number): StageEntry {
+  const probe = torch.withThreads(CODEC_THREADS, () => probeHash(s.model, s.plan, batch));
+  return { run: s.run, checkpoint: s.checkpoint, step: s.step, ema: s.ema, model: s.config.model, weights: s.weights, probe };
+}

@@ -1,0 +1,191 @@
+// The range coder and the quantizer alone, on synthetic distributions: code length against the
+// entropy, exact round trips, carries, and the quantizer's invariants and determinism.
+import { describe, expect, it } from 'vitest';
+import { findSymbol, MAX_PRECISION, RangeDecoder, RangeEncoder } from '../../src/codec/rangecoder.js';
+import { detExp, quantize } from '../../src/codec/quantize.js';
+
+/** mulberry32: a small deterministic PRNG in [0, 1). */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Cumulative counts (V + 1) of a probability vector, through the codec's quantizer. */
+function cumOf(p: number[], precision: number): Uint32Array {
+  const logits = Float32Array.from(p, (v) => Math.log(v));
+  const cum = new Uint32Array(p.length + 1);
+  quantize(logits, 0, p.length, precision, cum, new Float64Array(p.length));
+  return cum;
+}
+
+/** Draws n symbols with probabilities p. */
+function draw(p: number[], n: number, seed: number): Int32Array {
+  const r = rng(seed);
+  const c: number[] = [];
+  p.reduce((a, v, i) => (c[i] = a + v), 0);
+  return Int32Array.from({ length: n }, () => {
+    const u = r() * c[c.length - 1]!;
+    const i = c.findIndex((v) => u < v);
+    return i < 0 ? p.length - 1 : i;
+  });
+}
+
+const normalize = (w: number[]) => {
+  const s = w.reduce((a, b) => a + b, 0);
+  return w.map((v) => v / s);
+};
+
+/** Discretized logistic over 0..255 (what a pixel model predicts), centre mu, scale s. */
+const logistic = (mu: number, s: number) => normalize(Array.from({ length: 256 }, (_, v) => {
+  const sig = (x: number) => 1 / (1 + Math.exp(-x));
+  return Math.max(1e-12, sig((v + 0.5 - mu) / s) - sig((v - 0.5 - mu) / s));
+}));
+
+const DISTRIBUTIONS: Record<string, number[]> = {
+  'uniform over 256': Array.from({ length: 256 }, () => 1 / 256),
+  'logistic, scale 8': logistic(100, 8),
+  'logistic, scale 1': logistic(40.3, 1),
+  'peaked: 0.99 on one of 256': normalize(Array.from({ length: 256 }, (_, v) => (v === 0 ? 0.99 * 255 : 0.01 / 1))),
+  'geometric over 16': normalize(Array.from({ length: 16 }, (_, v) => 0.5 ** v)),
+  'two symbols 0.999 / 0.001': [0.999, 0.001],
+};
+
+const N = 100_000;
+
+describe('range coder on synthetic distributions', () => {
+  for (const [name, p] of Object.entries(DISTRIBUTIONS)) {
+    it(`${name}: within 0.1% of the entropy over 10^5 symbols, exact round trip`, () => {
+      const P = 24;
+      const cum = cumOf(p, P);
+      const xs = draw(p, N, name.length);
+      const enc = new RangeEncoder(P);
+      let ideal = 0; // −log2 of the coded counts: the sequence's entropy under the coder's model
+      let info = 0; // −log2 of the true probabilities
+      for (const x of xs) {
+        enc.encode(cum[x]!, cum[x + 1]! - cum[x]!);
+        ideal += Math.log2(2 ** P / (cum[x + 1]! - cum[x]!));
+        info += -Math.log2(p[x]!);
+      }
+      const bytes = enc.finish();
+      const bits = 8 * bytes.length;
+      expect(bits).toBeGreaterThanOrEqual(ideal - 8); // no coder beats the information content
+      expect(bits).toBeLessThanOrEqual(ideal * 1.001 + 16);
+      expect(bits).toBeLessThanOrEqual(info * 1.001 + 16); // quantization included
+      const entropy = -p.reduce((a, v) => a + (v > 0 ? v * Math.log2(v) : 0), 0);
+      expect(Math.abs(info / N - entropy)).toBeLessThan(0.05 * entropy + 0.01); // the draw follows p
+      const dec = new RangeDecoder(bytes, P);
+      const out = new Int32Array(N);
+      for (let i = 0; i < N; i++) {
+        const s = findSymbol(cum, p.length, dec.target());
+        dec.update(cum[s]!, cum[s + 1]! - cum[s]!);
+        out[i] = s;
+      }
+      expect(dec.corrupt).toBe(false);
+      expect(Buffer.from(out.buffer).equals(Buffer.from(xs.buffer))).toBe(true);
+    });
+  }
+
+  it('round-trips a distribution that changes every symbol, with carries through long 0xFF runs', () => {
+    const r = rng(7);
+    const P = 24;
+    const n = 20_000;
+    const tables: Uint32Array[] = [];
+    const xs: number[] = [];
+    const enc = new RangeEncoder(P);
+    for (let i = 0; i < n; i++) {
+      const V = 2 + Math.floor(r() * 255);
+      // extreme tables: one huge count, the rest 1 (pushes low towards the top: 0xFF runs and carries)
+      const big = r() < 0.5;
+      const w = Array.from({ length: V }, (_, v) => (big ? (v === V - 1 ? 1e9 : 1e-9) : r() + 1e-3));
+      const cum = cumOf(normalize(w), P);
+      const x = big && r() < 0.9 ? V - 1 : Math.floor(r() * V);
+      tables.push(cum);
+      xs.push(x);
+      enc.encode(cum[x]!, cum[x + 1]! - cum[x]!);
+    }
+    const bytes = enc.finish();
+    const dec = new RangeDecoder(bytes, P);
+    const out = tables.map((cum) => {
+      const V = cum.length - 1;
+      const s = findSymbol(cum, V, dec.target());
+      dec.update(cum[s]!, cum[s + 1]! - cum[s]!);
+      return s;
+    });
+    expect(out).toEqual(xs);
+    expect(dec.corrupt).toBe(false);
+  });
+
+  it('works at every precision, and an empty stream is empty', () => {
+    for (const P of [1, 2, 8, 16, MAX_PRECISION]) {
+      const total = 2 ** P;
+      const xs = draw([0.5, 0.5], 1000, P);
+      const enc = new RangeEncoder(P);
+      const half = total / 2;
+      for (const x of xs) enc.encode(x * half, half);
+      const bytes = enc.finish();
+      expect(bytes.length).toBeLessThanOrEqual(1000 / 8 + 2);
+      const dec = new RangeDecoder(bytes, P);
+      expect(Array.from(xs, () => { const s = dec.target() < half ? 0 : 1; dec.update(s * half, half); return s; })).toEqual(Array.from(xs));
+    }
+    expect(new RangeEncoder(24).finish().length).toBe(0);
+    expect(() => new RangeEncoder(25)).toThrow(/precision 25: expected an integer in 1\.\.24/);
+    expect(() => new RangeEncoder(16).encode(0, 0)).toThrow(/not a non-empty part/);
+    expect(() => new RangeEncoder(16).encode(65535, 2)).toThrow(/not a non-empty part/);
+  });
+
+  it('flags a stream that no encoder wrote', () => {
+    // All 0xFF: the value is at the very top of the initial range, where no symbol can be
+    const dec = new RangeDecoder(new Uint8Array(16).fill(0xff), 24);
+    expect(dec.target()).toBe(2 ** 24 - 1);
+    expect(dec.corrupt).toBe(true);
+  });
+});
+
+describe('quantizer', () => {
+  it('detExp agrees with Math.exp to 1e-14 and is exact at 0', () => {
+    expect(detExp(0)).toBe(1);
+    const r = rng(3);
+    let worst = 0;
+    for (let i = 0; i < 10_000; i++) {
+      const x = -r() * 90;
+      worst = Math.max(worst, Math.abs(detExp(x) / Math.exp(x) - 1));
+    }
+    expect(worst).toBeLessThan(1e-14);
+    expect(detExp(-101)).toBe(0);
+    expect(() => detExp(0.5)).toThrow(/expected x ≤ 0/);
+  });
+
+  it('counts are ≥ 1, sum to 2^precision, follow the probabilities, and the same logits give the same counts', () => {
+    const r = rng(11);
+    for (let trial = 0; trial < 200; trial++) {
+      const V = 2 + Math.floor(r() * 255);
+      const logits = Float32Array.from({ length: V }, () => (r() - 0.5) * (trial % 2 ? 60 : 6));
+      const P = trial % 3 ? 24 : 16;
+      const cum = new Uint32Array(V + 1);
+      const best = quantize(logits, 0, V, P, cum, new Float64Array(V));
+      expect(cum[0]).toBe(0);
+      expect(cum[V]).toBe(2 ** P);
+      let bestCount = 0;
+      for (let i = 0; i < V; i++) {
+        const c = cum[i + 1]! - cum[i]!;
+        expect(c).toBeGreaterThanOrEqual(1);
+        if (c > bestCount) bestCount = c;
+      }
+      expect(cum[best + 1]! - cum[best]!).toBe(bestCount);
+      const again = new Uint32Array(V + 1);
+      quantize(Float32Array.from(logits), 0, V, P, again, new Float64Array(V));
+      expect(Array.from(again)).toEqual(Array.from(cum));
+    }
+    // exact counts for a known case: logits log(1), log(3) -> p = 1/4, 3/4 of 2^16 - 2 free counts
+    const cum = new Uint32Array(3);
+    quantize(Float32Array.of(0, Math.log(3)), 0, 2, 16, cum, new Float64Array(2));
+    expect(Array.from(cum)).toEqual([0, 1 + 16383, 65536]); // floor(65534/4) = 16383; the rest to the second
+    expect(() => quantize(Float32Array.of(0, NaN), 0, 2, 16, cum, new Float64Array(2))).toThrow(/non-finite logit/);
+  });
+});
