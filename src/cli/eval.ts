@@ -1,21 +1,9 @@
 // `spn eval <run-dir|checkpoint>`: the exact negative log-likelihood of a trained model on a
-// dataset split, in bits per dimension, with the breakdown per slice. On a run folder's full
-// split it also writes the run's eval.json (docs/run-folder.md). An upscaling stage's number is
-// over the sub-pixels it models only. `spn eval --pipeline p.json` gives the exact bits/dim of a
-// chain of stages' final images, with each stage's share (spn/pipeline.ts).
-import * as fs from 'node:fs';
+// dataset split, in bits per dimension, with the breakdown per slice; `spn eval --pipeline p.json`
+// for a chain of stages. The definition; the work is in eval.run.ts, loaded only when the
+// command runs (see main.ts).
 import type { Command } from 'commander';
-import { ArgError } from '../errors.js';
-import { loadDataset } from '../data/index.js';
-import type { ImageSet } from '../data/types.js';
-import { evalPipeline, loadPipeline, type PipelineEvalResult } from '../spn/pipeline.js';
-import { loadModel, resolveCheckpoint } from '../train/checkpoint.js';
-import { evaluate, type EvalResult } from '../train/evaluate.js';
-import { createProgress } from '../train/progress.js';
-import { runFiles, writeJson, type RunConfig } from '../train/run.js';
-import { subsampleSet } from '../train/stage.js';
-import { intOpt, THREADS_HELP } from './options.js';
-import { setNumThreads, threadsFor } from '../torch/threads.js';
+import { choice, device, DEVICE_HELP, positiveInt, runOrPipeline, THREADS_HELP } from './options.js';
 
 export interface EvalCommandOptions {
   /** Dataset spec; default: the run's own. */
@@ -30,154 +18,9 @@ export interface EvalCommandOptions {
   /** Resize the dataset to N×N (default: inferred from the model when the data does not fit). */
   size?: number;
   cacheDir?: string;
+  /** libtorch CPU threads; unset: the policy of torch/threads.ts. */
+  threads?: number;
   quiet?: boolean;
-}
-
-export interface EvalReport extends EvalResult {
-  split: 'test' | 'train';
-  /** The checkpoint's training step. */
-  step: number;
-  checkpoint: string;
-  data: string;
-  /** The eval.json written, if any. */
-  written: string | null;
-  stage: RunConfig['stage'];
-  /** What the bpd is over, in words: all sub-pixels, or the part an upscaling stage models. */
-  modelled: string;
-}
-
-function modelledPart(cfg: RunConfig): string {
-  const m = cfg.model;
-  if (m.stage === 'size') return `slices 1..${m.scale * m.scale - 1} given slice 0`;
-  if (m.stage === 'depth') return `the low ${m.bits} bits given the high ${m.givenBits}`;
-  return 'all sub-pixels';
-}
-
-function checkOptions(o: EvalCommandOptions): void {
-  if (o.split !== 'test' && o.split !== 'train') throw new ArgError(`--split ${String(o.split)}: expected test or train`);
-  if (o.which !== 'best' && o.which !== 'latest') throw new ArgError(`--which ${String(o.which)}: expected best or latest`);
-  if (o.device !== 'cpu' && !o.device.startsWith('cuda')) throw new ArgError(`--device ${o.device}: expected cpu or cuda`);
-  if (!Number.isInteger(o.batchSize) || o.batchSize < 1) throw new ArgError(`--batch-size ${o.batchSize}: expected a positive integer`);
-  if (o.limit !== undefined && (!Number.isInteger(o.limit) || o.limit < 1)) throw new ArgError(`--limit ${o.limit}: expected a positive integer`);
-}
-
-/**
- * The split the run was trained and tested on: its data spec at its stored bit depth, subsampled
- * like the run, resized as the run was (its config's size). Runs from before `size` was recorded:
- * when the data's images do not match the model, the one size that would fit is used.
- */
-async function loadSplit(cfg: RunConfig, o: EvalCommandOptions, log: (m: string) => void): Promise<{ set: ImageSet; spec: string }> {
-  const spec = o.data ?? cfg.data;
-  const { height: H, width: W, channels: C } = cfg.model;
-  const sub = cfg.subsample;
-  const load = async (size?: number) => {
-    const d = await loadDataset(spec, {
-      bits: cfg.dataBits,
-      ...(size ? { size } : {}),
-      ...(o.cacheDir ? { cacheDir: o.cacheDir } : {}),
-      onProgress: (m) => log(`data: ${m}`),
-    });
-    return d[o.split];
-  };
-  let raw = await load(o.size ?? cfg.size ?? undefined);
-  if (o.size === undefined && (raw.h !== H * sub || raw.w !== W * sub) && H === W && raw.c === C) {
-    log(`data: ${spec} has ${raw.h}×${raw.w} images, the model reads ${H * sub}×${W * sub}: resizing to ${H * sub}×${W * sub}`);
-    raw = await load(H * sub);
-  }
-  if (raw.h % sub || raw.w % sub) throw new ArgError(`data ${spec} has ${raw.h}×${raw.w} images, not divisible by the run's subsample ${sub}`);
-  const set = subsampleSet(raw, sub);
-  if (set.h !== H || set.w !== W || set.c !== C) {
-    throw new ArgError(`data ${spec} (${o.split}) has images ${set.h}×${set.w}×${set.c}${sub > 1 ? ` after subsampling by ${sub}` : ''}, the model expects ${H}×${W}×${C}`);
-  }
-  return { set, spec };
-}
-
-/** Evaluates one model (a run folder or a checkpoint); writes eval.json on a run's full split. */
-export async function evalRun(target: string, o: EvalCommandOptions): Promise<EvalReport> {
-  checkOptions(o);
-  const log = (m: string) => o.quiet || process.stderr.write(m + '\n');
-  const checkpoint = resolveCheckpoint(target, o.which);
-  const { model, config, step } = await loadModel(checkpoint, { ema: o.ema, device: o.device });
-  try {
-    const { set, spec } = await loadSplit(config, o, log);
-    const n = Math.min(set.n, o.limit ?? set.n);
-    const bar = createProgress(`eval ${o.split}`, n, { quiet: o.quiet });
-    let r: EvalResult;
-    try {
-      r = evaluate(model, set, { limit: n, batchSize: o.batchSize, onProgress: (done, total) => bar.update(done, { images: `${done}/${total}` }) });
-    } finally {
-      bar.stop();
-    }
-    // Only a full split of the run's own data describes the run.
-    const isRun = fs.existsSync(target) && fs.statSync(target).isDirectory();
-    const ownData = o.data === undefined || o.data === config.data;
-    let written: string | null = null;
-    if (isRun && ownData && o.limit === undefined) {
-      written = runFiles(target).eval;
-      writeJson(written, { bpd: r.bpd, images: r.images, per_slice_bpd: r.per_slice_bpd, split: o.split, step });
-    }
-    return { ...r, split: o.split, step, checkpoint, data: spec, written, stage: config.stage, modelled: modelledPart(config) };
-  } finally {
-    model.dispose();
-  }
-}
-
-/** The documented JSON ({bpd, images, per_slice_bpd}) and the details after it. */
-export function reportJson(r: EvalReport): Record<string, unknown> {
-  return {
-    bpd: r.bpd, images: r.images, per_slice_bpd: r.per_slice_bpd,
-    nats: r.nats, per_slice_nats: r.per_slice_nats, dims: r.dims,
-    split: r.split, step: r.step, checkpoint: r.checkpoint, data: r.data, stage: r.stage,
-  };
-}
-
-export function formatReport(r: EvalReport): string {
-  const lines = [
-    r.stage === 'full'
-      ? `${r.checkpoint} (step ${r.step}) on ${r.data} ${r.split}: ${r.bpd.toFixed(4)} bits/dim over ${r.images} images`
-      : `${r.checkpoint} (step ${r.step}, a '${r.stage}' upscaling stage) on ${r.data} ${r.split}: ${r.bpd.toFixed(4)} bits/dim of the modelled part (${r.modelled}) over ${r.images} images`,
-    `per slice: ${r.per_slice_bpd.map((b, k) => `${k}: ${b === null ? 'given' : b.toFixed(4)}`).join('  ')}`,
-  ];
-  if (r.written) lines.push(`wrote ${r.written}`);
-  return lines.join('\n') + '\n';
-}
-
-export interface PipelineEvalReport extends PipelineEvalResult {
-  pipeline: string;
-  split: 'test' | 'train';
-  data: string;
-}
-
-/** Evaluates a pipeline on the final images: the data of its last stage unless --data says. */
-export async function evalPipelineRun(file: string, o: EvalCommandOptions): Promise<PipelineEvalReport> {
-  checkOptions(o);
-  const log = (m: string) => o.quiet || process.stderr.write(m + '\n');
-  const p = loadPipeline(file);
-  const { set, spec } = await loadSplit(p.stages[p.stages.length - 1]!.config, o, log);
-  const n = Math.min(set.n, o.limit ?? set.n);
-  const bar = createProgress(`eval ${o.split}`, n * p.stages.length, { quiet: o.quiet });
-  try {
-    const r = await evalPipeline(p, set, {
-      limit: n, batchSize: o.batchSize, device: o.device, ema: o.ema, which: o.which,
-      onProgress: (i, done) => bar.update(i * n + done, { stage: `${i + 1}/${p.stages.length}`, images: `${done}/${n}` }),
-    });
-    return { ...r, pipeline: file, split: o.split, data: spec };
-  } finally {
-    bar.stop();
-  }
-}
-
-export function pipelineReportJson(r: PipelineEvalReport): Record<string, unknown> {
-  return { bpd: r.bpd, images: r.images, stages: r.stages, nats: r.nats, dims: r.dims, split: r.split, pipeline: r.pipeline, data: r.data };
-}
-
-export function formatPipelineReport(r: PipelineEvalReport): string {
-  const last = r.stages[r.stages.length - 1]!;
-  const lines = [`${r.pipeline} on ${r.data} ${r.split}: ${r.bpd.toFixed(4)} bits/dim of the final ${last.shape.join('×')} ${last.bits}-bit images over ${r.images} images (exact: the sum of the stages' NLLs)`];
-  r.stages.forEach((s, i) => {
-    lines.push(`  stage ${i + 1} ${s.run} (${s.stage}, ${s.shape.join('×')} ${s.bits}-bit): ${s.bpd_share.toFixed(4)} bits/dim share (${((100 * s.nats) / r.nats).toFixed(1)}%); ${s.bpd.toFixed(4)} bits/dim over its own ${s.dims} sub-pixels`);
-  });
-  return lines.join('\n') + '\n';
 }
 
 export function register(program: Command): void {
@@ -187,29 +30,21 @@ export function register(program: Command): void {
     .argument('[run-dir|checkpoint]', 'run folder (its best, else latest checkpoint) or a checkpoint path')
     .option('--pipeline <file>', "evaluate a pipeline.json's chain of stages on its final images instead of one run")
     .option('--data <spec>', "dataset spec (default: the run's own data; --pipeline: its last stage's)")
-    .option('--split <split>', 'test or train', 'test')
-    .option('--limit <n>', 'evaluate the first n images only (no eval.json then)', intOpt('--limit', 1))
-    .option('--batch-size <n>', 'images per forward pass', intOpt('--batch-size', 1), 64)
-    .option('--size <N>', "resize the dataset to N×N (default: the run's image size when the data differs)", intOpt('--size', 1))
-    .option('--cache-dir <dir>', 'where decoded splits are cached (default .cache/spn-data)')
-    .option('--which <which>', 'best or latest checkpoint of a run folder', 'best')
-    .option('--device <d>', 'cpu or cuda', 'cpu')
+    .option('--split <split>', 'test or train', choice('--split', ['test', 'train'] as const), 'test')
+    .option('--limit <n>', 'evaluate the first n images only (no eval.json then)', positiveInt('--limit'))
+    .option('--batch-size <n>', 'images per forward pass', positiveInt('--batch-size'), 64)
+    .option('--size <N>', "resize the dataset to N×N (default: the run's image size when the data differs)", positiveInt('--size'))
+    .option('--cache-dir <dir>', 'where decoded splits are cached (default: .cache/spn-data)')
+    .option('--which <which>', 'best or latest checkpoint of a run folder', choice('--which', ['best', 'latest'] as const), 'best')
+    .option('--device <d>', DEVICE_HELP, device(), 'cpu')
     .option('--ema', 'use the EMA weights', true)
     .option('--no-ema', 'use the raw (non-EMA) weights')
     .option('--json', 'print {"bpd", "images", "per_slice_bpd", ...} as JSON')
-    .option('--threads <n>', THREADS_HELP, intOpt('--threads', 1))
+    .option('--threads <n>', THREADS_HELP, positiveInt('--threads'))
     .option('--quiet', 'no progress output')
-    .action(async (target: string | undefined, opts: EvalCommandOptions & { pipeline?: string; threads?: number }) => {
-      setNumThreads(threadsFor('ops', opts.threads));
-      // One mode per kind of target: a run (or checkpoint), or a pipeline file.
-      if (opts.pipeline !== undefined && target !== undefined) throw new ArgError(`give a run folder (${target}) or --pipeline ${opts.pipeline}, not both`);
-      if (opts.pipeline !== undefined) {
-        const report = await evalPipelineRun(opts.pipeline, opts);
-        process.stdout.write(opts.json ? JSON.stringify(pipelineReportJson(report)) + '\n' : formatPipelineReport(report));
-        return;
-      }
-      if (target === undefined) throw new ArgError('spn eval needs a run folder, a checkpoint or --pipeline <file>');
-      const report = await evalRun(target, opts);
-      process.stdout.write(opts.json ? JSON.stringify(reportJson(report)) + '\n' : formatReport(report));
+    .action(async (target: string | undefined, opts: EvalCommandOptions & { pipeline?: string }) => {
+      const what = runOrPipeline('eval', target, opts.pipeline);
+      const { run } = await import('./eval.run.js');
+      await run(what, opts);
     });
 }

@@ -1,35 +1,18 @@
-// `spn presets`: the model presets, what each is for, and its parameter count.
+// `spn presets`: the model presets, what each is for, and its parameter count. The definition;
+// the work is in presets.run.ts, loaded only when the command runs (see main.ts).
 import type { Command } from 'commander';
-import { PRESETS, parseModelConfig } from '../spn/config.js';
-import { SPN } from '../spn/model.js';
 
-export interface PresetRow { name: string; description: string; shape: [number, number, number]; scale: number; dim: number; layers: string; parameters: number }
-
-/** Parameter counts come from building each model on libtorch's 'meta' device: no memory, no init cost. */
-export function presetTable(): PresetRow[] {
-  return Object.entries(PRESETS).map(([name, p]) => {
-    const [height, width, channels] = p.shape;
-    const cfg = parseModelConfig({ ...p.model, height, width, channels });
-    const model = new SPN(cfg, { device: 'meta' });
-    const parameters = model.numParameters();
-    model.dispose();
-    return { name, description: p.description, shape: p.shape, scale: cfg.scale, dim: cfg.dim, layers: `${cfg.condLayers} cond + ${cfg.decLayers} dec`, parameters };
-  });
+export interface PresetsCommandOptions {
+  json?: boolean;
 }
 
 export function register(program: Command): void {
   program
     .command('presets')
     .description('list the model presets with their image shape, size and parameter count')
-    .option('--json', 'print JSON')
-    .action((o: { json?: boolean }) => {
-      const rows = presetTable();
-      if (o.json) {
-        process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
-        return;
-      }
-      for (const r of rows) {
-        process.stdout.write(`${r.name.padEnd(16)} ${r.shape.join('×').padEnd(10)} S=${String(r.scale).padEnd(2)} width ${String(r.dim).padEnd(4)} ${r.layers.padEnd(14)} ${(r.parameters / 1e6).toFixed(2).padStart(7)}M params  ${r.description}\n`);
-      }
+    .option('--json', 'print JSON instead of text')
+    .action(async (opts: PresetsCommandOptions) => {
+      const { run } = await import('./presets.run.js');
+      run(opts);
     });
 }

@@ -31,7 +31,8 @@ export function resolveSpec(spec: string, opts: LoadOptions = {}): DatasetSource
   const kind = colon < 0 ? spec : spec.slice(0, colon);
   const arg = colon < 0 ? '' : spec.slice(colon + 1);
   if (!SPEC_KINDS.includes(kind)) {
-    throw new ArgError(`unknown dataset spec "${spec}": the kind "${kind}" is unknown; known kinds: ${SPEC_KINDS.join(', ')} (forms: ${SPEC_FORMS.join(', ')})`);
+    const forms = SPEC_FORMS.map((f) => f.replace(/ \(.*\)$/, ''));
+    throw new ArgError(`unknown dataset spec "${spec}": the kind "${kind}" is unknown; known kinds: ${forms.join(', ')}`);
   }
   if (colon >= 0 && arg === '') throw new ArgError(`dataset spec "${spec}" names no path after "${kind}:"`);
   switch (kind) {

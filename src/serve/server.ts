@@ -2,7 +2,7 @@
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ArgError } from '../errors.js';
+import { ArgError, SpnError } from '../errors.js';
 import { RunsRoot } from './paths.js';
 import { handle, locateAssets } from './routes.js';
 import { RunReader } from './runs.js';
@@ -55,9 +55,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   server.keepAliveTimeout = 5000;
 
   await new Promise<void>((resolve, reject) => {
-    const onError = (err: NodeJS.ErrnoException) => {
-      reject(err.code === 'EADDRINUSE' ? new ArgError(`port ${port} on ${host} is in use; pass --port 0 for any free port`) : err);
-    };
+    const onError = (err: NodeJS.ErrnoException) => reject(listenError(err, host, port));
     server.once('error', onError);
     server.listen(port, host, () => {
       server.off('error', onError);
@@ -85,4 +83,19 @@ function hostname(header: string): string {
   if (h.startsWith('[')) return h.slice(0, h.indexOf(']') + 1);
   const colon = h.indexOf(':');
   return colon === -1 ? h : h.slice(0, colon);
+}
+
+/**
+ * Why the server could not listen, in one line naming the host and port (E_IO: the address is
+ * taken, unknown or not this machine's; nothing spn can fix by retrying with the same values).
+ */
+export function listenError(err: NodeJS.ErrnoException, host: string, port: number): SpnError {
+  const where = `${host}:${port}`;
+  const reason =
+    err.code === 'EADDRINUSE' ? `port ${port} is in use (pass --port 0 for any free port)`
+      : err.code === 'ENOTFOUND' || err.code === 'EAI_AGAIN' ? `host ${host} not found (${err.code})`
+        : err.code === 'EADDRNOTAVAIL' ? `${host} is not an address of this machine (EADDRNOTAVAIL)`
+          : err.code === 'EACCES' ? `permission denied (EACCES; ports below 1024 need privileges)`
+            : err.message;
+  return new SpnError('E_IO', `cannot listen on ${where}: ${reason}`, { cause: err });
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { blasLibraries, buildInfo, formatInfo } from '../../src/cli/info.js';
+import { blasLibraries, buildInfo, formatInfo } from '../../src/cli/info.run.js';
 
 const config = 'PyTorch built with:\n  - Build settings: BLAS_INFO=open, BUILD_TYPE=Release, LAPACK_INFO=open, TORCH_VERSION=2.1.0, USE_CUDA=ON, \n';
 const maps = [

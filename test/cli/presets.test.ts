@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { presetTable } from '../../src/cli/presets.js';
+import { presetTable } from '../../src/cli/presets.run.js';
 import { PRESETS, parseModelConfig } from '../../src/spn/config.js';
 import { SPN } from '../../src/spn/model.js';
 
