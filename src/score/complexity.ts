@@ -31,9 +31,10 @@ export interface CodeLength {
   file: Buffer;
 }
 
-/** PNG at maximum compression: zlib level 9, adaptive filtering, no palette, effort 10. */
+/** PNG at maximum compression: zlib level 9, adaptive filtering, no palette, effort 10; gray or RGB as the image is. */
 export async function encodePngMax(img: RawImage): Promise<Buffer> {
   return sharp(img.data, { raw: { width: img.width, height: img.height, channels: img.channels } })
+    .toColourspace(img.channels === 1 ? 'b-w' : 'srgb') // a gray image stays a gray PNG (sharp writes RGB otherwise)
     .png({ compressionLevel: 9, adaptiveFiltering: true, palette: false, effort: 10 })
     .toBuffer();
 }
@@ -50,14 +51,16 @@ export function pngIdatBytes(file: Buffer): number {
   if (file.length < 8 || !file.subarray(0, 8).equals(PNG_SIGNATURE)) throw new FormatError('not a PNG file (bad signature)');
   let pos = 8;
   let idat = 0;
-  while (pos + 12 <= file.length) {
+  let end = false;
+  while (!end && pos + 12 <= file.length) {
     const len = file.readUInt32BE(pos);
     const type = file.subarray(pos + 4, pos + 8).toString('latin1');
     if (pos + 12 + len > file.length) throw new FormatError(`PNG chunk ${type} at byte ${pos} runs past the end of the file`);
     if (type === 'IDAT') idat += len;
     pos += 12 + len;
-    if (type === 'IEND') break;
+    end = type === 'IEND';
   }
+  if (!end) throw new FormatError('PNG file ends before its IEND chunk (truncated)');
   if (!idat) throw new FormatError('PNG file without IDAT data');
   return idat;
 }
@@ -97,4 +100,14 @@ export async function codeLength(img: RawImage, compressor: Compressor): Promise
 /** S(x) in bits per sub-pixel: the model's bits/dim minus the compressor's (headers removed). */
 export function complexityCorrected(modelBpd: number, compressorBits: number, dims: number): number {
   return modelBpd - compressorBits / dims;
+}
+
+/** Decodes a compressor's file back to the image's H×W×C values (gray: the first of libvips' channels). */
+export async function decodeRaw(file: Buffer, channels: 1 | 3): Promise<Uint8Array> {
+  const { data, info } = await sharp(file).raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+  const n = info.width * info.height;
+  if (info.channels === channels) return new Uint8Array(data.buffer, data.byteOffset, data.length);
+  const out = new Uint8Array(n * channels);
+  for (let i = 0; i < n; i++) for (let c = 0; c < channels; c++) out[i * channels + c] = data[i * info.channels + (channels === 1 ? 0 : c)]!;
+  return out;
 }

@@ -2,6 +2,6 @@
 export { scoreImages, type ImageScore, type ScoreOptions, type ScoreResult } from './score.js';
 export { auroc } from './auroc.js';
 export {
-  codeLength, complexityCorrected, encodePngMax, encodeWebpLossless, pngIdatBytes, webpVp8lBytes, COMPRESSORS,
+  codeLength, complexityCorrected, decodeRaw, encodePngMax, encodeWebpLossless, pngIdatBytes, webpVp8lBytes, COMPRESSORS,
   type CodeLength, type Compressor, type RawImage,
 } from './complexity.js';
