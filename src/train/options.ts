@@ -39,6 +39,25 @@ export interface TrainOptions {
   interruptAtStep?: number;
   /** Called with each logged training record (tests, the demo, API users). */
   onLog?: (record: Record<string, number | string>) => void;
+  /** Progress for a caller that draws its own (the terminal bar is off when this is given). */
+  onProgress?: (p: TrainProgress) => void;
+}
+
+/** What the terminal progress bar shows, every train record (10 steps). */
+export interface TrainProgress {
+  step: number;
+  /** The run's --steps, or null for a time-budgeted run. */
+  totalSteps: number | null;
+  /** How far through its budget (steps or minutes) the run is, in [0, 1]. */
+  fraction: number;
+  /** Mean training loss since the last record, bits per sub-pixel. */
+  lossBpd: number;
+  /** The last in-training test bits/dim, or null before the first evaluation. */
+  testBpd: number | null;
+  subpixelsPerS: number;
+  /** Seconds left at the current pace, or null before it is known. */
+  etaS: number | null;
+  elapsedS: number;
 }
 
 export const DEFAULT_PRESET = 'fmnist-cpu';

@@ -1,12 +1,17 @@
 // The training loop, flat and visible: step, log, evaluate, sample, checkpoint; then finish.
 // What each of those does is in session.ts; what the options mean is in options.ts.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { WriteError } from '../errors.js';
+import { writeRemedy } from '../fsutil.js';
 import * as torch from '../torch/index.js';
+import { listCheckpoints } from './checkpoint.js';
 import { createProgress, formatDuration } from './progress.js';
 import { validateTrainOptions, type TrainOptions } from './options.js';
 import { threadWork, TrainingSession, useBf16 } from './session.js';
-import type { RunStatus } from './run.js';
+import { readRunConfig, runFiles, type RunConfig, type RunStatus } from './run.js';
 
-export type { TrainOptions } from './options.js';
+export type { TrainOptions, TrainProgress } from './options.js';
 export { threadWork, useBf16 };
 
 export interface TrainResult {
@@ -24,7 +29,13 @@ const LOG_EVERY = 10; // steps per train record
 export async function train(o: TrainOptions): Promise<TrainResult> {
   validateTrainOptions(o); // nothing is written before this passes
   const log = (m: string) => o.quiet || process.stderr.write(m + '\n');
-  const s = await TrainingSession.open(o, log);
+  const warn = (m: string) => process.stderr.write(`warning: ${m}\n`); // even with --quiet: a damaged checkpoint was skipped
+  let s: TrainingSession;
+  try {
+    s = await TrainingSession.open(o, log, warn);
+  } catch (err) {
+    throw err instanceof WriteError ? stoppedByWrite(err, path.resolve(o.out), null, null) : err;
+  }
   const { cfg } = s;
   if (cfg.train.precision === 'bf16' && !s.bf16) log('precision: bf16 asked for, but this CPU has no native bf16 (AMX or AVX512-BF16): training in fp32');
   const threads = torch.threadsFor(threadWork(s.bf16, s.onCuda), o.threads);
@@ -48,16 +59,16 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     return gained > 0 ? ((s.elapsed() - startElapsed) * (1 - s.progress())) / gained : null;
   };
 
-  const bar = createProgress(cfg.name, cfg.steps ?? 1000, { quiet: o.quiet });
+  const bar = createProgress(cfg.name, cfg.steps ?? 1000, { quiet: o.quiet || o.onProgress !== undefined });
   const threadsBefore = torch.getNumThreads();
   torch.setNumThreads(threads);
-  s.writeStatus('running', null);
   let [lastEval, lastCkpt, lastSample] = [s.elapsed(), s.elapsed(), s.elapsed()];
   let windowStart = Date.now();
   let windowSubpixels = 0;
   let state: RunStatus['state'] = 'done';
   let failure: unknown = null;
   try {
+    s.writeStatus('running', null);
     s.model.train();
     while (!s.done()) {
       if (interrupted || (o.interruptAtStep !== undefined && s.step >= o.interruptAtStep)) {
@@ -73,6 +84,10 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         bar.update(cfg.steps ? s.step : Math.round(s.progress() * 1000), {
           step: String(s.step), bpd: (rec.loss_bpd as number).toFixed(3), 'test bpd': s.lastTestBpd === null ? '-' : s.lastTestBpd.toFixed(3),
           'subpx/s': `${((rec.subpixels_per_s as number) / 1000).toFixed(1)}k`, ETA: formatDuration(etaS() ?? Infinity),
+        });
+        o.onProgress?.({
+          step: s.step, totalSteps: cfg.steps, fraction: s.progress(), lossBpd: rec.loss_bpd as number, testBpd: s.lastTestBpd,
+          subpixelsPerS: rec.subpixels_per_s as number, etaS: etaS(), elapsedS: s.elapsed(),
         });
         [windowStart, windowSubpixels] = [now, 0];
         s.writeStatus('running', etaS());
@@ -100,16 +115,28 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     process.off('SIGTERM', onSignal);
   }
   try {
-    if (failure !== null) {
-      // A libtorch error arrives as SpnError('E_NATIVE'); anything else is a bug in this code
-      // and travels on as it is, with its stack.
-      s.writeStatus('failed', null, failure instanceof Error ? failure.message : String(failure));
-      throw failure;
+    if (failure === null) {
+      try {
+        if (state === 'done') s.evaluate();
+        s.checkpoint();
+        if (state === 'done') s.writeSamples();
+        s.writeStatus(state, null);
+      } catch (err) {
+        [state, failure] = ['failed', err];
+      }
     }
-    if (state === 'done') s.evaluate();
-    s.checkpoint();
-    if (state === 'done') s.writeSamples();
-    s.writeStatus(state, null);
+    if (failure !== null) {
+      // A file that could not be written stops the run with one line: the file, what happened,
+      // the last good checkpoint and how to resume. A libtorch error arrives as
+      // SpnError('E_NATIVE'); anything else is a bug in this code and travels on as it is.
+      const err = failure instanceof WriteError ? stoppedByWrite(failure, s.dir, s.step, cfg) : failure;
+      try {
+        s.writeStatus('failed', null, err instanceof Error ? err.message : String(err));
+      } catch {
+        // Best effort: on a full disk status.json may fail too; the error below says what happened.
+      }
+      throw err;
+    }
   } finally {
     s.dispose();
   }
@@ -118,3 +145,32 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   return { dir: s.dir, step: s.step, state, lastTestBpd: s.lastTestBpd, bestTestBpd: s.bestTestBpd, elapsedS: s.elapsed() };
 }
 
+
+/**
+ * The one-line error of a run stopped by a file it could not write: the file and what happened,
+ * where the run stopped, its last good checkpoint (name and step) and the command that resumes
+ * it. `step` is null when the run stopped while opening; `cfg` when its config is not at hand.
+ */
+function stoppedByWrite(err: WriteError, dir: string, step: number | null, cfg: RunConfig | null): WriteError {
+  let config = cfg;
+  if (!config && fs.existsSync(runFiles(dir).config)) {
+    try {
+      config = readRunConfig(dir);
+    } catch {
+      config = null;
+    }
+  }
+  const last = config ? listCheckpoints(dir).at(-1) : undefined;
+  const where = step !== null ? `training stopped at step ${step}` : config ? 'the run did not resume' : 'the run did not start';
+  const parts = [err.message, where];
+  if (config) {
+    parts.push(last ? `the last good checkpoint is ${last} (step ${Number(last.slice(5))})` : 'it has no checkpoint yet (a resume starts it again from step 0)');
+    const limits = [config.steps !== null ? `--steps ${config.steps}` : '', config.minutes !== null ? `--minutes ${config.minutes}` : ''].filter(Boolean).join(' ');
+    parts.push(`${writeRemedy(err)}, then resume with: spn train --out ${shellQuote(dir)} --resume ${limits}`);
+  } else {
+    parts.push(`${writeRemedy(err)}, then start it again`);
+  }
+  return new WriteError(err.file, err.errno, parts.join('; '), { cause: err });
+}
+
+const shellQuote = (s: string) => (/^[\w/.:@%+=,-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);

@@ -1,0 +1,38 @@
+// The public API of spn: `import { ... } from 'spn'`. The tensor engine on its own is
+// `import * as torch from 'spn/torch'` (also exported here as `torch`).
+//
+//   model      SPN, configs and presets, createModel, subscale slices, the depth split
+//   data       loadDataset and the dataset specs, reduceBits, subsampleSet
+//   training   train (with onLog/onProgress callbacks), the run folder and its checkpoints
+//   scoring    evaluate (total, per slice, per image through onImages), loadRunSplit
+//   sampling   sample / sampleImages, the incremental decoder, pipelines of upscaling stages
+export * as torch from './torch/index.js';
+export { SpnError, ArgError, ConfigError, DataError, FormatError, type SpnErrorCode } from './errors.js';
+
+// model
+export { SPN, MaskedConv2d, type SliceBatch, type ModelOptions } from './spn/model.js';
+export { ModelConfig, TrainConfig, PRESETS, getPreset, parseModelConfig, parseTrainConfig, type Preset } from './spn/config.js';
+export { toSlices, fromSlices, sliceView, generationOrder, checkDivisible } from './spn/slices.js';
+export { splitDepth, joinDepth, toBatch } from './spn/stage.js';
+export { createModel, sampleImages, type CreateModelOptions, type SampleImagesOptions } from './api.js';
+
+// data
+export { loadDataset, resolveSpec, SPEC_FORMS, DEFAULT_SPEC, BatchIterator, channelMeans } from './data/index.js';
+export type { Dataset, ImageSet, LoadOptions, BatchPosition } from './data/index.js';
+export { reduceBits } from './data/bits.js';
+export { subsampleSet } from './data/subsample.js';
+
+// training and runs
+export { train, type TrainOptions, type TrainProgress, type TrainResult } from './train/trainer.js';
+export { RunConfig, readRunConfig, runFiles, type RunStatus } from './train/run.js';
+export { loadModel, resolveCheckpoint, listCheckpoints, readCheckpoint, type CheckpointMeta } from './train/checkpoint.js';
+
+// scoring
+export { evaluate, type EvalResult, type EvaluateOptions } from './train/evaluate.js';
+export { loadRunSplit, type RunSplitOptions } from './train/data.js';
+
+// sampling and upscaling
+export { sample, sampleNaive, type SampleOptions, type SampleProgress } from './spn/sample.js';
+export { DecodePlan, SliceDecoder } from './spn/decode.js';
+export { loadPipeline, samplePipeline, evalPipeline, type Pipeline, type PipelineSamples, type PipelineEvalResult } from './train/pipeline.js';
+export { gridPng, encodePng, tensorToBatch, readPngAsImage, type ImageBatch } from './spn/images.js';
