@@ -16,7 +16,7 @@ export function register(program: Command): void {
   program
     .command('data')
     .description('load a dataset (decoding and caching it) and print its sizes, shape and channel means')
-    .argument('[spec]', `dataset: ${SPEC_FORMS.join(' | ')}`, 'fashion-mnist')
+    .argument('[spec]', `dataset: ${SPEC_FORMS.map((f) => f.replace(/ \(.*\)$/, '')).join(' | ')}`, 'fashion-mnist')
     .option('--bits <n>', 'keep the top n of 8 bits (1 to 8)', intRange('--bits', 1, 8))
     .option('--size <N>', 'center-crop to a square and area-average to N×N', positiveInt('--size'))
     .option('--seed <n>', 'seed of the 90/10 split of a folder: dataset without train/ and test/ (default: 0)', nonNegativeInt('--seed'))

@@ -200,9 +200,10 @@ describe('help texts', () => {
       expect(r.stdout).not.toContain('(default: {})');
       expect(r.stdout).not.toMatch(/\d{4}-\d{2}-\d{2}T\d{2}/);
       expect(r.stdout).not.toContain('(default: undefined)');
-      // Each option's entry (wrapped lines joined) mentions its default once at most.
-      const options = (r.stdout.split(/\nOptions:\n/)[1] ?? '').split(/\n(?=\s{2}-)/).map((e) => e.replace(/\s+/g, ' '));
-      for (const entry of options) expect(entry.match(/\(default\b|; default\b/g)?.length ?? 0, `${cmd}: ${entry}`).toBeLessThanOrEqual(1);
+      // Each argument's and option's entry (wrapped lines joined) mentions its default once at most.
+      const entries = r.stdout.split(/\n(?=\s{2}\S)/).map((e) => e.replace(/\s+/g, ' '));
+      expect(entries.length).toBeGreaterThan(2);
+      for (const entry of entries) expect(entry.match(/\(default\b|; default\b/g)?.length ?? 0, `${cmd}: ${entry}`).toBeLessThanOrEqual(1);
     }
   });
 
