@@ -11,7 +11,7 @@ import * as torch from '../torch/index.js';
 import { subsampleSet } from '../data/subsample.js';
 import type { ImageSet } from '../data/types.js';
 import { decodeContainer, encodeContainer, imageName, type ContainerSizes, type Header, type ImageRecord } from './container.js';
-import { pixelHash } from './hash.js';
+import { pixelHash, pixelsHash } from './hash.js';
 import { modelBits, quantize, QUANTIZER_ID } from './quantize.js';
 import { findSymbol, RangeDecoder, RangeEncoder } from './rangecoder.js';
 import { closeModels, CODEC_THREADS, openModels, openModelsFor, stageEntry, type CodecModels, type CodecStage, type LoadOptions, type ModelSource } from './stages.js';
@@ -241,6 +241,7 @@ export async function compressImages(src: ModelSource | CodecModels, set: ImageS
         pipeline: models.pipeline,
         stages: models.stages.map((s) => stageEntry(s, batch)),
         count: set.n,
+        pixels: pixelsHash(set.data.subarray(0, set.n * size)),
         names,
         source: o.source ?? '',
       };
@@ -290,6 +291,9 @@ export async function decompressBytes(bytes: Uint8Array, o: DecompressOptions = 
           );
         }
       });
+      if (pixelsHash(images.data) !== h.pixels) {
+        throw new FormatError(`${file}: the decoded images' sha256 (${pixelsHash(images.data).slice(0, 16)}…) is not the recorded one (${h.pixels.slice(0, 16)}…); nothing was written`);
+      }
       return { header: h, images, names, seconds: (performance.now() - started) / 1000 };
     } finally {
       closeModels(models);

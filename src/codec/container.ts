@@ -3,7 +3,7 @@
 // a sha256 of all of it at the end.
 //
 //   "SPNC"  u8 version  u32le header length  header (UTF-8 JSON)
-//   per image: varint stream length, 8-byte pixel hash, stream bytes
+//   per image: varint stream length, 4-byte pixel hash, stream bytes
 //   sha256 of every byte before it (32 bytes)
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
@@ -15,7 +15,7 @@ import { MAX_PRECISION } from './rangecoder.js';
 export const MAGIC = 'SPNC';
 export const VERSION = 1;
 const CHECKSUM_BYTES = 32;
-export const HASH_BYTES = 8;
+export const HASH_BYTES = 4;
 
 /** Image names become file names: no path separators, no leading dot. */
 export const SAFE_NAME = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,199}$/;
@@ -48,6 +48,7 @@ export const Header = z
     pipeline: z.string().nullable(),
     stages: z.array(StageEntry).min(1),
     count: z.number().int().min(0),
+    pixels: hex64, // sha256 over all images' pixels, in order (each image's H·W·C values)
     names: z.array(z.string().regex(SAFE_NAME)).nullable(), // null: image-000000, image-000001, ...
     source: z.string(),
   })
@@ -59,7 +60,7 @@ export const Header = z
 export type Header = z.infer<typeof Header>;
 
 export interface ImageRecord {
-  /** pixelHash of the image (8 bytes). */
+  /** pixelHash of the image (HASH_BYTES bytes). */
   hash: Uint8Array;
   stream: Uint8Array;
 }

@@ -21,9 +21,14 @@ export function weightsHash(model: SPN): string {
   return h.digest('hex');
 }
 
-/** The first 8 bytes of sha256 over an image's pixels (its H·W·C values). */
+/** The first 4 bytes of sha256 over an image's pixels (its H·W·C values): which image is wrong. */
 export function pixelHash(pixels: Uint8Array): Uint8Array {
-  return new Uint8Array(createHash('sha256').update(bytesOf(pixels)).digest().subarray(0, 8));
+  return new Uint8Array(createHash('sha256').update(bytesOf(pixels)).digest().subarray(0, 4));
+}
+
+/** sha256 (hex) over all images' pixels: that every image is right. */
+export function pixelsHash(pixels: Uint8Array): string {
+  return createHash('sha256').update(bytesOf(pixels)).digest('hex');
 }
 
 export const PROBE_SUBPIXELS = 16;

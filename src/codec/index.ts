@@ -7,7 +7,7 @@ export { closeModels, openModels, openModelsFor, CODEC_THREADS, type CodecModels
 export { decodeContainer, encodeContainer, imageName, Header, StageEntry, MAGIC, VERSION, type Container, type ContainerSizes, type ImageRecord } from './container.js';
 export { RangeEncoder, RangeDecoder, findSymbol, MAX_PRECISION } from './rangecoder.js';
 export { quantize, detExp, QUANTIZER_ID } from './quantize.js';
-export { pixelHash, probeHash, weightsHash } from './hash.js';
+export { pixelHash, pixelsHash, probeHash, weightsHash } from './hash.js';
 export { walkBatch, type SubpixelFn, type WalkInput } from './walk.js';
 export { readInputs, type InputImages, type ReadInputsOptions } from './inputs.js';
 export { readImageFile, encodeImagePng, writeImagePng, describePreprocessing } from './images.js';

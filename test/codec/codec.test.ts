@@ -167,7 +167,8 @@ describe('the container refuses', () => {
 
   it("a machine whose logits differ (the probe), and pixels that do not match their hash", async () => {
     await fails(edited((x) => (x.header.stages[0]!.probe = '0'.repeat(64))), /stage 1 \(.*\): this machine computes the model's logits differently .*decoding here would give wrong pixels/);
-    await fails(edited((x) => (x.records[1]!.hash = new Uint8Array(8))), /f\.spn: image 1 \(b\) decoded to pixels whose hash \(.*\) is not the recorded one \(0000000000000000\)/);
+    await fails(edited((x) => (x.records[1]!.hash = new Uint8Array(4))), /f\.spn: image 1 \(b\) decoded to pixels whose hash \(.*\) is not the recorded one \(00000000\)/);
+    await fails(edited((x) => (x.header.pixels = 'f'.repeat(64))), /f\.spn: the decoded images' sha256 \(.*\) is not the recorded one \(ffffffffffffffff…\); nothing was written/);
     // a stream of another image decodes to other pixels: caught by the hash, not written
     await fails(edited((x) => ([x.records[0]!.stream, x.records[2]!.stream] = [x.records[2]!.stream, x.records[0]!.stream])), /image 0 \(a\) decoded to pixels whose hash/);
   });
