@@ -5,14 +5,14 @@
 // exact bits/dim of a chain of stages' final images, with each stage's share (train/pipeline.ts).
 import * as fs from 'node:fs';
 import { ArgError } from '../errors.js';
-import { loadDataset } from '../data/index.js';
 import type { ImageSet } from '../data/types.js';
 import { evalPipeline, loadPipeline, type PipelineEvalResult } from '../train/pipeline.js';
 import { loadModel, resolveCheckpoint } from '../train/checkpoint.js';
 import { evaluate, type EvalResult } from '../train/evaluate.js';
 import { createProgress } from '../train/progress.js';
 import { runFiles, writeJson, type RunConfig } from '../train/run.js';
-import { subsampleSet } from '../data/subsample.js';
+import { loadRunSplit } from '../train/data.js';
+import { checkDevice } from '../train/options.js';
 import type { EvalCommandOptions } from './eval.js';
 import type { ModelTarget } from './options.js';
 import { setNumThreads, threadsFor } from '../torch/threads.js';
@@ -40,40 +40,14 @@ function modelledPart(cfg: RunConfig): string {
 function checkOptions(o: EvalCommandOptions): void {
   if (o.split !== 'test' && o.split !== 'train') throw new ArgError(`--split ${String(o.split)}: expected test or train`);
   if (o.which !== 'best' && o.which !== 'latest') throw new ArgError(`--which ${String(o.which)}: expected best or latest`);
-  if (o.device !== 'cpu' && !o.device.startsWith('cuda')) throw new ArgError(`--device ${o.device}: expected cpu or cuda`);
+  checkDevice(o.device);
   if (!Number.isInteger(o.batchSize) || o.batchSize < 1) throw new ArgError(`--batch-size ${o.batchSize}: expected a positive integer`);
   if (o.limit !== undefined && (!Number.isInteger(o.limit) || o.limit < 1)) throw new ArgError(`--limit ${o.limit}: expected a positive integer`);
 }
 
-/**
- * The split the run was trained and tested on: its data spec at its stored bit depth, subsampled
- * like the run, resized as the run was (its config's size). Runs from before `size` was recorded:
- * when the data's images do not match the model, the one size that would fit is used.
- */
-async function loadSplit(cfg: RunConfig, o: EvalCommandOptions, log: (m: string) => void): Promise<{ set: ImageSet; spec: string }> {
-  const spec = o.data ?? cfg.data;
-  const { height: H, width: W, channels: C } = cfg.model;
-  const sub = cfg.subsample;
-  const load = async (size?: number) => {
-    const d = await loadDataset(spec, {
-      bits: cfg.dataBits,
-      ...(size ? { size } : {}),
-      ...(o.cacheDir ? { cacheDir: o.cacheDir } : {}),
-      onProgress: (m) => log(`data: ${m}`),
-    });
-    return d[o.split];
-  };
-  let raw = await load(o.size ?? cfg.size ?? undefined);
-  if (o.size === undefined && (raw.h !== H * sub || raw.w !== W * sub) && H === W && raw.c === C) {
-    log(`data: ${spec} has ${raw.h}×${raw.w} images, the model reads ${H * sub}×${W * sub}: resizing to ${H * sub}×${W * sub}`);
-    raw = await load(H * sub);
-  }
-  if (raw.h % sub || raw.w % sub) throw new ArgError(`data ${spec} has ${raw.h}×${raw.w} images, not divisible by the run's subsample ${sub}`);
-  const set = subsampleSet(raw, sub);
-  if (set.h !== H || set.w !== W || set.c !== C) {
-    throw new ArgError(`data ${spec} (${o.split}) has images ${set.h}×${set.w}×${set.c}${sub > 1 ? ` after subsampling by ${sub}` : ''}, the model expects ${H}×${W}×${C}`);
-  }
-  return { set, spec };
+/** The run's own split (train/data.ts), with the command's options and log. */
+function loadSplit(cfg: RunConfig, o: EvalCommandOptions, log: (m: string) => void): Promise<{ set: ImageSet; spec: string }> {
+  return loadRunSplit(cfg, { split: o.split, ...(o.data !== undefined ? { data: o.data } : {}), ...(o.size !== undefined ? { size: o.size } : {}), ...(o.cacheDir ? { cacheDir: o.cacheDir } : {}), onProgress: log });
 }
 
 /** Evaluates one model (a run folder or a checkpoint); writes eval.json on a run's full split. */

@@ -15,11 +15,12 @@ import type { Tensor } from '../torch/index.js';
 import { loadModel } from '../train/checkpoint.js';
 import { createProgress, formatDuration } from '../train/progress.js';
 import type { ModelTarget } from './options.js';
+import { checkDevice } from '../train/options.js';
 import type { SampleCommandOptions } from './sample.js';
 
 /** Samples a single full-stage model and writes the outputs; returns the files written. */
 export async function sampleRun(target: string, o: SampleCommandOptions): Promise<string[]> {
-  if (o.device !== 'cpu' && !o.device.startsWith('cuda')) throw new ArgError(`--device ${o.device}: expected cpu or cuda`);
+  checkDevice(o.device);
   // Decoding one pixel at a time is many small ops: on a busy or shared CPU, extra libtorch
   // threads mostly contend (measured 20× slower with 2 threads than 1 on a loaded 2-core box).
   torch.setNumThreads(torch.threadsFor('ops', o.threads));
@@ -69,7 +70,7 @@ function drawAndWrite(model: SPN, o: SampleCommandOptions): string[] {
 
 /** Samples through a pipeline: the final images' grid, and with --frames each stage's grid. */
 export async function samplePipelineRun(file: string, o: SampleCommandOptions): Promise<string[]> {
-  if (o.device !== 'cpu' && !o.device.startsWith('cuda')) throw new ArgError(`--device ${o.device}: expected cpu or cuda`);
+  checkDevice(o.device);
   torch.setNumThreads(torch.threadsFor('ops', o.threads));
   const p = loadPipeline(file);
   const seed = o.seed ?? Math.floor(Math.random() * 2 ** 31);

@@ -7,11 +7,11 @@ import { ArgError } from '../errors.js';
 import { writeFileAtomic } from '../fsutil.js';
 import { reduceBits } from '../data/bits.js';
 import { gridPng, readPngAsImage, tensorToBatch, type ImageBatch } from '../spn/images.js';
-import { sample } from '../spn/sample.js';
-import { sliceView } from '../spn/slices.js';
+import { sampleStage } from '../spn/upscale.js';
 import * as torch from '../torch/index.js';
 import { loadModel } from '../train/checkpoint.js';
 import { createProgress, formatDuration } from '../train/progress.js';
+import { checkDevice } from '../train/options.js';
 import type { UpscaleCommandOptions } from './upscale.js';
 
 export interface UpscaleResult {
@@ -31,7 +31,7 @@ function repeated(img: Uint8Array, n: number, shape: [number, number, number]): 
 }
 
 export async function upscaleRun(input: string, o: UpscaleCommandOptions): Promise<UpscaleResult> {
-  if (o.device !== 'cpu' && !o.device.startsWith('cuda')) throw new ArgError(`--device ${o.device}: expected cpu or cuda`);
+  checkDevice(o.device);
   if (!Number.isInteger(o.n) || o.n < 1) throw new ArgError(`--n ${o.n}: expected a positive integer`);
   torch.setNumThreads(torch.threadsFor('ops', o.threads));
   const { model, config } = await loadModel(o.run, { ema: o.ema, device: o.device });
@@ -50,16 +50,7 @@ export async function upscaleRun(input: string, o: UpscaleCommandOptions): Promi
     const onProgress = (p: { slice: number; pixel: number; pixels: number }) => bar.update((p.slice - model.firstSlice) * p.pixels + p.pixel, { slice: `${p.slice + 1}/${S * S}` });
     let images: ImageBatch;
     try {
-      images = torch.tidy(() => {
-        const g = repeated(given, o.n, small);
-        if (m.stage === 'size') {
-          const init = torch.zeros([o.n, H, W, C], { dtype: 'int64' });
-          sliceView(init, S, 0).copy_(g); // slice 0 = x[0::S, 0::S]
-          return tensorToBatch(sample(model, { n: o.n, seed, temperature: o.temperature, init, onProgress }));
-        }
-        const low = sample(model, { n: o.n, seed, temperature: o.temperature, given: g, onProgress });
-        return tensorToBatch(g.to(model.device).mul(2 ** m.bits).add(low));
-      });
+      images = torch.tidy(() => tensorToBatch(sampleStage(model, { n: o.n, seed, temperature: o.temperature, prev: repeated(given, o.n, small), onProgress })));
     } finally {
       bar.stop();
     }

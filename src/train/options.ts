@@ -69,7 +69,8 @@ const positiveInt = (name: string, v: number | undefined, min = 1) => {
 
 /** Checks every option that can be checked without reading files; throws before anything is written. */
 export function validateTrainOptions(o: TrainOptions): void {
-  if (o.minutes === undefined && o.steps === undefined) throw new ArgError('train needs --minutes or --steps');
+  // a resumed run continues to its saved limit unless given a new one
+  if (!o.resume && o.minutes === undefined && o.steps === undefined) throw new ArgError('train needs --minutes or --steps');
   if (o.minutes !== undefined && !(Number.isFinite(o.minutes) && o.minutes > 0)) throw new ArgError(`--minutes ${o.minutes}: expected a positive number`);
   positiveInt('--steps', o.steps);
   positiveInt('--seed', o.seed, 0);

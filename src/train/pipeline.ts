@@ -20,9 +20,8 @@ import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
 import type { ImageSet } from '../data/types.js';
 import { subsampleSet } from '../data/subsample.js';
-import { sample, type SampleProgress } from '../spn/sample.js';
-import { sliceView } from '../spn/slices.js';
-import { joinDepth } from '../spn/stage.js';
+import type { SampleProgress } from '../spn/sample.js';
+import { sampleStage } from '../spn/upscale.js';
 import { loadModel } from './checkpoint.js';
 import { evaluate } from './evaluate.js';
 import { readJson, readRunConfig, runFiles, type RunConfig } from './run.js';
@@ -143,23 +142,11 @@ export async function samplePipeline(p: Pipeline, o: PipelineSampleOptions): Pro
     for (const [i, s] of p.stages.entries()) {
       const { model } = await loadModel(s.dir, { device: o.device, ema: o.ema, which: o.which });
       try {
-        const prev = out[i - 1]?.images;
-        const images = torch.keep(torch.tidy(() => {
-          const [H, W, C] = s.shape;
-          const common = {
-            n: o.n, temperature: o.temperature,
-            ...(o.seed !== undefined ? { seed: o.seed + i } : {}),
-            onProgress: (info: SampleProgress) => o.onProgress?.({ ...info, stage: i, stages: p.stages.length }),
-          };
-          if (s.stage === 'full') return sample(model, common);
-          if (s.stage === 'size') {
-            const init = torch.zeros([o.n, H, W, C], { dtype: 'int64', device: model.device });
-            sliceView(init, s.config.model.scale, 0).copy_(prev!.to(model.device)); // slice 0 = x[0::S, 0::S]
-            return sample(model, { ...common, init });
-          }
-          // depth: the previous image is the high bits; the stage samples the low ones.
-          const low = sample(model, { ...common, given: prev! });
-          return joinDepth(prev!.to(model.device), low, s.config.model.bits);
+        const images = torch.keep(sampleStage(model, {
+          n: o.n, temperature: o.temperature,
+          ...(o.seed !== undefined ? { seed: o.seed + i } : {}),
+          ...(i > 0 ? { prev: out[i - 1]!.images } : {}),
+          onProgress: (info: SampleProgress) => o.onProgress?.({ ...info, stage: i, stages: p.stages.length }),
         }));
         out.push({ run: s.run, stage: s.stage, bits: s.bits, images });
       } finally {
