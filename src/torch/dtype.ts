@@ -9,6 +9,11 @@ const CODES: Record<DType, number> = {
 };
 const NAMES = new Map<number, DType>(Object.entries(CODES).map(([k, v]) => [v, k as DType]));
 
+/** Whether a string names a dtype (as opposed to a device, where both are accepted). */
+export function isDType(s: string): s is DType {
+  return Object.prototype.hasOwnProperty.call(CODES, s);
+}
+
 export function dtypeCode(d: DType): number {
   const code = CODES[d];
   if (code === undefined) throw new ArgError(`unknown dtype '${String(d)}'; expected one of ${Object.keys(CODES).join(', ')}`);

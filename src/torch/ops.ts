@@ -4,7 +4,7 @@
 // (native.call). Operators are looked up once and called by index afterwards.
 import { ArgError, SpnError } from '../errors.js';
 import { native, type Handle } from './binding.js';
-import { dtypeCode, dtypeOfArray, type DType } from './dtype.js';
+import { dtypeCode, dtypeOfArray, isDType, type DType } from './dtype.js';
 import { Tensor, type Device, type Scalar } from './tensor.js';
 
 const indices = new Map<string, number>();
@@ -304,18 +304,9 @@ export function sdpaComposed(q: Tensor, k: Tensor, v: Tensor, o: { mask?: Tensor
 // --- Tensor methods -----------------------------------------------------------------------------
 // The methods declared on Tensor (tensor.ts), bound to the ops above.
 
-function isDTypeName(s: string): s is DType {
-  try {
-    dtypeCode(s as DType);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 const methods: ThisType<Tensor> & Partial<Record<keyof Tensor, unknown>> = {
   detach() { return detach(this); },
-  to(target: DType | Device) { return isDTypeName(target) ? toDtype(this, target) : toDevice(this, target); },
+  to(target: DType | Device) { return isDType(target) ? toDtype(this, target) : toDevice(this, target); },
   float() { return toDtype(this, 'float32'); },
   long() { return toDtype(this, 'int64'); },
   clone() { return clone(this); },

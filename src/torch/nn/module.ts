@@ -5,18 +5,9 @@
 // PyTorch's register_buffer(persistent=False). dispose() frees both, in every submodule; to()
 // moves both in place, so the fields that hold them stay valid.
 import { ArgError } from '../../errors.js';
-import { dtypeCode, isFloating, type DType } from '../dtype.js';
+import { isDType, isFloating, type DType } from '../dtype.js';
 import { call } from '../ops.js';
 import { Tensor, keep, noGrad } from '../tensor.js';
-
-function isDType(s: string): s is DType {
-  try {
-    dtypeCode(s as DType);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 export abstract class Module {
   training = true;
