@@ -1,6 +1,11 @@
-// Engine benchmark: matmul throughput, and what the TypeScript binding costs over C++ on one
-// pre-norm transformer block (forward + backward) run with the op sequence of
-// native/bench_block.cc.
+// Engine benchmark: what the libtorch build under the addon delivers, and what the TypeScript
+// binding costs over C++. Per build (run it once per addon, e.g. with SPN_NATIVE naming the
+// PyTorch 2.x one): square matmul FLOP/s in fp32 and bf16; a 3×3 convolution of the fmnist-cpu
+// conditioning network's shape, forward and forward + backward; causal attention of the
+// fmnist-cpu decoder's shape, forward + backward, fused (libtorch's
+// aten::scaled_dot_product_attention, PyTorch 2.x) and composed from matmul and softmax; and one
+// pre-norm transformer block (forward + backward) from TypeScript against the same op sequence
+// from C++ (native/bench_block.cc).
 //
 //   node dist/bench/engine.js [--json out.json] [--device cpu|cuda] [--quick]
 import { performance } from 'node:perf_hooks';
@@ -19,9 +24,51 @@ export interface BlockResult {
   /** ts_ms / cpp_ms - 1: the binding's cost as a fraction of the C++ time. */
   overhead: number;
 }
+/** fp32: everything in float32; bf16: under bf16 autocast, as training runs (weights fp32). */
+export type Precision = 'fp32' | 'bf16';
+export interface ConvResult {
+  /** (batch, in channels, grid, grid) in, 3×3 kernel, padding 1, out channels: the shape of a
+   * conditioning-network conv of fmnist-cpu (7×7 slices, width 96, batch 32). */
+  batch: number; inChannels: number; outChannels: number; grid: number; kernel: number; padding: number;
+  precision: Precision;
+  /** Median milliseconds per forward pass, and per forward + backward (input and weight grads). */
+  fwd_ms: number; fwd_bwd_ms: number;
+  /** Forward 2·B·Cout·H·W·Cin·k²; backward twice that (input and weight gradients). */
+  fwd_gflops: number; fwd_bwd_gflops: number;
+  reps: number;
+}
+export interface AttentionResult {
+  /** q, k, v (batch, heads, seq, headDim), causal: the fmnist-cpu decoder's self-attention. */
+  batch: number; heads: number; seq: number; headDim: number;
+  precision: Precision;
+  /** 'fused': ops.scaledDotProductAttention; 'composed': ops.sdpaComposed. */
+  impl: 'fused' | 'composed';
+  /** Whether this libtorch has aten::scaled_dot_product_attention; without it 'fused' runs the
+   * composed math too. */
+  fusedOp: boolean;
+  /** Median milliseconds per forward + backward (gradients of q, k and v). */
+  fwd_bwd_ms: number;
+  /** 4·B·H·T²·hd forward (two matmuls), three times that with the backward. */
+  fwd_bwd_gflops: number;
+  reps: number;
+}
+/** The addon and the libtorch it was built against. */
+export interface BuildInfo {
+  /** native.info().version: the libtorch version. */
+  version: string;
+  cudaCompiled: boolean;
+  cuda: boolean;
+  /** The addon loaded: SPN_NATIVE when set, else native/build/spn_torch.node. */
+  addon: string;
+  /** Whether this CPU computes bf16 natively (AMX or AVX512-BF16); bf16 is emulated elsewhere. */
+  cpuBf16: boolean;
+}
 export interface EngineReport extends ReportHeader<'engine'> {
   blas: string;
+  build: BuildInfo;
   matmul: MatmulResult[];
+  conv: ConvResult[];
+  attention: AttentionResult[];
   block: BlockResult;
 }
 
@@ -38,6 +85,61 @@ function time(device: string, iters: number, fn: () => void): number {
   for (let i = 0; i < iters; i++) fn();
   sync(device);
   return performance.now() - t0;
+}
+
+/** Median milliseconds per call of fn over `reps` timed runs of enough calls to last ~targetMs. */
+function perCall(device: string, reps: number, targetMs: number, fn: () => void): number {
+  const first = time(device, 1, fn); // warmup, and a guess at the cost of one call
+  const iters = Math.max(1, Math.ceil(targetMs / Math.max(first, 1e-3)));
+  return median(Array.from({ length: reps }, () => time(device, iters, fn) / iters));
+}
+
+const withPrecision = (device: string, precision: Precision, fn: () => void): (() => void) =>
+  precision === 'bf16' ? () => torch.autocast(device.startsWith('cuda') ? 'cuda' : 'cpu', fn) : fn;
+
+function benchConv(shape: { batch: number; channels: number; grid: number }, precision: Precision, device: string, reps: number, targetMs: number): ConvResult {
+  const { batch: B, channels: C, grid: G } = shape;
+  const k = 3;
+  const x = torch.keep(torch.randn([B, C, G, G], { device }).requiresGrad_());
+  const w = torch.keep(torch.tidy(() => torch.randn([C, C, k, k], { device }).mul(1 / Math.sqrt(C * k * k))).requiresGrad_());
+  const b = torch.keep(torch.zeros([C], { device }).requiresGrad_());
+  try {
+    const fwd = withPrecision(device, precision, () => torch.tidy(() => { torch.noGrad(() => torch.conv2d(x, w, b, { padding: 1 })); }));
+    const fwdBwd = withPrecision(device, precision, () =>
+      torch.tidy(() => {
+        torch.conv2d(x, w, b, { padding: 1 }).sum().backward();
+        for (const p of [x, w, b]) p.grad = null;
+      }));
+    const fwdMs = perCall(device, reps, targetMs, fwd);
+    const fwdBwdMs = perCall(device, reps, targetMs, fwdBwd);
+    const flop = 2 * B * C * G * G * C * k * k;
+    return {
+      batch: B, inChannels: C, outChannels: C, grid: G, kernel: k, padding: 1, precision,
+      fwd_ms: fwdMs, fwd_bwd_ms: fwdBwdMs, fwd_gflops: flop / (fwdMs * 1e6), fwd_bwd_gflops: (3 * flop) / (fwdBwdMs * 1e6), reps,
+    };
+  } finally {
+    torch.dispose([x, w, b]);
+  }
+}
+
+function benchAttention(shape: { batch: number; heads: number; seq: number; headDim: number }, precision: Precision, impl: 'fused' | 'composed', device: string, reps: number, targetMs: number): AttentionResult {
+  const { batch: B, heads: H, seq: T, headDim: hd } = shape;
+  const qkv = [0, 1, 2].map(() => torch.keep(torch.randn([B, H, T, hd], { device }).requiresGrad_())) as [Tensor, Tensor, Tensor];
+  const attend = impl === 'fused' ? torch.scaledDotProductAttention : torch.sdpaComposed;
+  try {
+    const step = withPrecision(device, precision, () =>
+      torch.tidy(() => {
+        attend(...qkv, { causal: true }).sum().backward();
+        for (const t of qkv) t.grad = null;
+      }));
+    const ms = perCall(device, reps, targetMs, step);
+    return {
+      batch: B, heads: H, seq: T, headDim: hd, precision, impl, fusedOp: torch.hasOp('aten::scaled_dot_product_attention'),
+      fwd_bwd_ms: ms, fwd_bwd_gflops: (12 * B * H * T * T * hd) / (ms * 1e6), reps,
+    };
+  } finally {
+    torch.dispose(qkv);
+  }
 }
 
 function benchMatmul(n: number, dtype: DType, device: string, reps: number, targetMs: number): MatmulResult {
@@ -118,21 +220,51 @@ export function runEngineBench(opts: EngineOptions = {}): EngineReport {
   const quick = opts.quick ?? false;
   const log = opts.log ?? (() => {});
   checkDevice(device);
+  const info = torch.native.info();
+  const build: BuildInfo = {
+    version: info.version, cudaCompiled: info.cudaCompiled, cuda: info.cuda,
+    addon: process.env.SPN_NATIVE ?? 'native/build/spn_torch.node', cpuBf16: torch.cpuHasBf16(),
+  };
+  log(`libtorch ${build.version}${build.cudaCompiled ? ' (CUDA build)' : ''}, addon ${build.addon}`);
+  const reps = quick ? 3 : 5;
+  const targetMs = quick ? 1 : 200;
   const sizes = quick ? [32, 64] : [256, 512, 1024, 2048];
-  const dtypes: DType[] = device === 'cuda' ? ['float32', 'bfloat16'] : ['float32'];
   const matmul: MatmulResult[] = [];
-  for (const dtype of dtypes) {
+  for (const dtype of ['float32', 'bfloat16'] as const) {
     for (const n of sizes) {
-      const r = benchMatmul(n, dtype, device, quick ? 3 : 5, quick ? 1 : 200);
+      const r = benchMatmul(n, dtype, device, reps, targetMs);
       log(`matmul ${dtype} N=${n}: ${r.ms.toFixed(3)} ms, ${r.gflops.toFixed(1)} GFLOP/s`);
       matmul.push(r);
+    }
+  }
+  const precisions: Precision[] = ['fp32', 'bf16'];
+  // fmnist-cpu (src/spn/config.ts): batch 32, width 96, 7×7 slices; 4 heads of 24 over the
+  // decoder's 49 positions. The conditioning network's residual convs are 96 -> 96, 3×3, padding
+  // 1 on the 7×7 grid (its input conv reads the 9×9 stack with the ring, unpadded: same output).
+  const convShape = quick ? { batch: 2, channels: 8, grid: 4 } : { batch: 32, channels: 96, grid: 7 };
+  const conv = precisions.map((p) => benchConv(convShape, p, device, reps, targetMs));
+  for (const c of conv) {
+    log(`conv ${c.precision} ${c.batch}×${c.inChannels}×${c.grid}×${c.grid} 3×3: forward ${c.fwd_ms.toFixed(3)} ms (${c.fwd_gflops.toFixed(1)} GFLOP/s), ` +
+      `forward+backward ${c.fwd_bwd_ms.toFixed(3)} ms (${c.fwd_bwd_gflops.toFixed(1)} GFLOP/s)`);
+  }
+  const attShape = quick ? { batch: 2, heads: 2, seq: 5, headDim: 4 } : { batch: 32, heads: 4, seq: 49, headDim: 24 };
+  const attention: AttentionResult[] = [];
+  for (const p of precisions) {
+    for (const impl of ['fused', 'composed'] as const) {
+      const a = benchAttention(attShape, p, impl, device, reps, targetMs);
+      log(`attention ${a.precision} ${impl}${impl === 'fused' && !a.fusedOp ? ' (no fused op in this libtorch: composed)' : ''} ` +
+        `B=${a.batch} H=${a.heads} T=${a.seq} hd=${a.headDim}: forward+backward ${a.fwd_bwd_ms.toFixed(3)} ms (${a.fwd_bwd_gflops.toFixed(1)} GFLOP/s)`);
+      attention.push(a);
     }
   }
   const block = benchBlock(device, quick);
   log(`block B=${block.batch} T=${block.seq} D=${block.width} H=${block.heads}: TypeScript ${block.ts_ms.toFixed(2)} ms, C++ ${block.cpp_ms.toFixed(2)} ms, overhead ${(block.overhead * 100).toFixed(1)}%`);
   return {
     ...reportHeader('engine', device, quick, { blas: true }),
+    build,
     matmul,
+    conv,
+    attention,
     block,
   };
 }

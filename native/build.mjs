@@ -25,12 +25,14 @@ export function build({ quiet = false, outDir = path.join(here, 'build') } = {})
     '-DNAPI_CPP_EXCEPTIONS',
     '-DNODE_ADDON_API_DISABLE_DEPRECATED',
     ...(found.cuda ? ['-DSPN_WITH_CUDA'] : []),
+    ...(found.flags ?? []), // libtorch.mjs: what this libtorch needs (its std::string ABI, ...)
   ];
   const includes = [napiInclude, addonInclude, ...found.includeDirs].map((d) => `-I${d}`);
   const libs = ['c10', 'torch_cpu', 'torch', ...(found.cuda ? ['torch_cuda', 'c10_cuda'] : [])];
   fs.mkdirSync(outDir, { recursive: true });
   const log = (m) => quiet || process.stderr.write(m + '\n');
   log(`spn: building the native addon against libtorch from ${found.source} (${found.root})${found.cuda ? ' with CUDA' : ''}`);
+  if (found.cudaNote) log(`spn: ${found.cudaNote}`);
   const objects = [];
   for (const src of sources) {
     const obj = path.join(outDir, src.replace(/\.cc$/, '.o'));

@@ -442,9 +442,11 @@ static Napi::Value Info(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// Waits for the current CUDA device; a no-op without CUDA (also in a CUDA build on a machine
+// without a driver or GPU, where the CUDA runtime would throw).
 static Napi::Value CudaSynchronize(const Napi::CallbackInfo& info) {
 #ifdef SPN_WITH_CUDA
-  c10::cuda::device_synchronize();
+  if (at::detail::getCUDAHooks().hasCUDA()) c10::cuda::device_synchronize();
 #endif
   return info.Env().Undefined();
 }

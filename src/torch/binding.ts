@@ -1,5 +1,6 @@
-// Loads the native addon (native/build/spn_torch.node). One loader, one error: when the addon
-// cannot be loaded, the message lists every place tried and the commands that fix it.
+// Loads the native addon (native/build/spn_torch.node, or the one SPN_NATIVE names). One loader,
+// one error: when the addon cannot be loaded, the message lists every place tried and the
+// commands that fix it.
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
@@ -53,13 +54,21 @@ export interface Native {
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
+// The package root, from dist/src/torch (compiled) and from src/torch (vitest runs the sources).
+const roots = [path.resolve(here, '..', '..'), path.resolve(here, '..', '..', '..')];
+
 function candidates(): string[] {
-  // SPN_NATIVE names the one addon to load (e.g. a second build against another libtorch).
-  if (process.env.SPN_NATIVE) return [path.resolve(process.env.SPN_NATIVE)];
-  const list: string[] = [];
-  // From dist/src/torch (compiled) and from src/torch (vitest runs the sources).
-  for (const base of [path.resolve(here, '..', '..'), path.resolve(here, '..', '..', '..')]) list.push(path.join(base, 'native', 'build', 'spn_torch.node'));
-  return list;
+  // SPN_NATIVE names the one addon to load (e.g. a second build against another libtorch). A
+  // relative path is taken from the working directory or, where it is not there, from the
+  // package root: child processes (the CLI started by a test or a script) inherit the variable
+  // but may run elsewhere.
+  const named = process.env.SPN_NATIVE;
+  if (named) {
+    if (path.isAbsolute(named)) return [named];
+    const fromCwd = path.resolve(named);
+    return [fromCwd, ...roots.map((r) => path.join(r, named)).filter((f) => f !== fromCwd)];
+  }
+  return roots.map((base) => path.join(base, 'native', 'build', 'spn_torch.node'));
 }
 
 function load(): Native {
@@ -81,10 +90,12 @@ function load(): Native {
     [
       'the native addon spn_torch.node could not be loaded. Tried:',
       ...tried.map((t) => `  ${t}`),
+      ...(process.env.SPN_NATIVE ? [`(SPN_NATIVE=${process.env.SPN_NATIVE} names the one addon to load; unset it to load native/build/spn_torch.node)`] : []),
       'Build it with `npm run build:native` (it looks for libtorch in LIBTORCH, python3\'s torch, then /usr).',
       'If no libtorch is installed:',
       '  apt-get install -y --no-install-recommends libtorch-dev libopenblas0-pthread',
-      '  or LIBTORCH=$(python3 -c "import torch, os; print(os.path.dirname(torch.__file__))") npm run build:native',
+      '  or, for PyTorch 2.x from PyPI (with CUDA; docs/pytorch2.md):',
+      "  python3 -m venv .venv && .venv/bin/pip install torch==2.11.0 'cuda-toolkit[crt,cccl]==13.0.2' && LIBTORCH=.venv npm run build:native",
     ].join('\n'),
   );
 }

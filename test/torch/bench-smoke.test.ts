@@ -1,6 +1,8 @@
-// The engine benchmark in --quick mode: it runs, and its JSON has the documented shape.
+// The engine benchmark in --quick mode: it runs, and its JSON has the documented shape, names
+// the libtorch build it measured, and its FLOP rates follow from its timings.
 import { expect, it } from 'vitest';
 import { runEngineBench } from '../../bench/engine.js';
+import * as torch from '../../src/torch/index.js';
 
 it('runs the engine benchmark in quick mode and reports the documented JSON', () => {
   const r = runEngineBench({ device: 'cpu', quick: true });
@@ -14,11 +16,30 @@ it('runs the engine benchmark in quick mode and reports the documented JSON', ()
   expect(back.threads).toBeGreaterThan(0);
   expect(Number.isNaN(Date.parse(back.date))).toBe(false);
   expect(typeof back.command).toBe('string');
-  expect(back.matmul.map((m) => m.n)).toEqual([32, 64]);
+  const info = torch.native.info();
+  expect(back.build.version).toBe(info.version);
+  expect(back.libtorch).toBe(info.version);
+  expect(back.build.cudaCompiled).toBe(info.cudaCompiled);
+  expect(back.build.addon).toBe(process.env.SPN_NATIVE ?? 'native/build/spn_torch.node');
+  expect(back.matmul.map((m) => [m.dtype, m.n])).toEqual([['float32', 32], ['float32', 64], ['bfloat16', 32], ['bfloat16', 64]]);
   for (const m of back.matmul) {
-    expect(m.dtype).toBe('float32');
     expect(m.ms).toBeGreaterThan(0);
-    expect(m.gflops).toBeGreaterThan(0);
+    expect(m.gflops).toBeCloseTo((2 * m.n ** 3) / (m.ms * 1e6), 6);
+  }
+  // quick mode's tiny conv (2×8×4×4, 3×3): fp32 and under bf16 autocast
+  expect(back.conv.map((c) => c.precision)).toEqual(['fp32', 'bf16']);
+  for (const c of back.conv) {
+    expect([c.batch, c.inChannels, c.outChannels, c.grid, c.kernel, c.padding]).toEqual([2, 8, 8, 4, 3, 1]);
+    const flop = 2 * 2 * 8 * 4 * 4 * 8 * 9;
+    expect(c.fwd_gflops).toBeCloseTo(flop / (c.fwd_ms * 1e6), 6);
+    expect(c.fwd_bwd_gflops).toBeCloseTo((3 * flop) / (c.fwd_bwd_ms * 1e6), 6);
+  }
+  const fusedOp = torch.hasOp('aten::scaled_dot_product_attention');
+  expect(back.attention.map((a) => [a.precision, a.impl])).toEqual([['fp32', 'fused'], ['fp32', 'composed'], ['bf16', 'fused'], ['bf16', 'composed']]);
+  for (const a of back.attention) {
+    expect([a.batch, a.heads, a.seq, a.headDim]).toEqual([2, 2, 5, 4]);
+    expect(a.fusedOp).toBe(fusedOp);
+    expect(a.fwd_bwd_gflops).toBeCloseTo((12 * 2 * 2 * 25 * 4) / (a.fwd_bwd_ms * 1e6), 6);
   }
   expect(back.block.ts_ms).toBeGreaterThan(0);
   expect(back.block.cpp_ms).toBeGreaterThan(0);
