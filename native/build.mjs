@@ -10,7 +10,8 @@ import { findLibtorch, FIX_HINT } from './libtorch.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const require = createRequire(import.meta.url);
-const sources = ['spn_torch.cc', 'bench_block.cc'];
+// dist.cc: c10d (TCPStore, ProcessGroupGloo/NCCL), see the Gloo headers below.
+const sources = ['spn_torch.cc', 'bench_block.cc', 'dist.cc'];
 
 /** Builds into `outDir` (default native/build); a second build dir lets two libtorchs sit side by side. */
 export function build({ quiet = false, outDir = path.join(here, 'build') } = {}) {
@@ -33,6 +34,12 @@ export function build({ quiet = false, outDir = path.join(here, 'build') } = {})
   const log = (m) => quiet || process.stderr.write(m + '\n');
   log(`spn: building the native addon against libtorch from ${found.source} (${found.root})${found.cuda ? ' with CUDA' : ''}`);
   if (found.cudaNote) log(`spn: ${found.cudaNote}`);
+  // dist.cc: the Gloo backend needs Gloo's headers, from Debian's libgloo-dev (/usr/include/gloo,
+  // a default include dir; the PyTorch wheel ships none). Without them it builds without Gloo.
+  if (![...found.includeDirs, '/usr/include', '/usr/local/include'].some((d) => fs.existsSync(path.join(d, 'gloo', 'config.h')))) {
+    defines.push('-DSPN_NO_GLOO');
+    log("spn: no Gloo headers (gloo/config.h; apt-get install libgloo-dev): building without the 'gloo' distributed backend");
+  }
   const objects = [];
   for (const src of sources) {
     const obj = path.join(outDir, src.replace(/\.cc$/, '.o'));

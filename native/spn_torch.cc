@@ -565,6 +565,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   SPN_EXPORT("cudaMemory", CudaMemory);
   SPN_EXPORT("setAutocast", SetAutocast);
   SPN_EXPORT("benchBlock", BenchBlock);
+  InitDist(env, exports);
   return exports;
 }
 

@@ -10,6 +10,7 @@ export type SpnErrorCode =
   | 'E_IO' // a file that cannot be read or written
   | 'E_FORMAT' // a file in the wrong format (safetensors, checkpoint, PNG, ...)
   | 'E_BINDING' // the native addon could not be loaded
+  | 'E_DIST' // a distributed rendezvous, collective or peer failed (c10d)
   | 'E_NAN'; // training produced a NaN or infinite loss
 
 export class SpnError extends Error {

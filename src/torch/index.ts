@@ -11,3 +11,4 @@ export { autocast, cpuHasBf16 } from './autocast.js';
 export * as nn from './nn/index.js';
 export * as optim from './optim/index.js';
 export { saveSafetensors, loadSafetensors, encodeSafetensors, decodeSafetensors } from './safetensors.js';
+export * as distributed from './distributed.js';

@@ -1,0 +1,365 @@
+// Data-parallel collectives on c10d (src/torch/distributed.ts, native/dist.cc). Jobs of two ranks
+// run as child processes (test/torch/fixtures/dist-worker.ts, compiled with its imports into a
+// temporary folder by beforeAll, so the test does not depend on dist/ being current); argument,
+// environment and rendezvous errors run in this process.
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SpnError } from '../../src/errors.js';
+import * as distributed from '../../src/torch/distributed.js';
+import { fromArray } from '../../src/torch/ops.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+// The children load the same addon as this process.
+const ADDON = process.env.SPN_NATIVE ? path.resolve(process.env.SPN_NATIVE) : path.join(ROOT, 'native', 'build', 'spn_torch.node');
+const MY_FILES = ['src/torch/distributed.ts', 'test/torch/fixtures/dist-worker.ts'];
+
+let outDir = '';
+let worker = '';
+
+beforeAll(() => {
+  outDir = fs.mkdtempSync(path.join(os.tmpdir(), 'spn-dist-'));
+  const tsc = spawnSync(process.execPath, [
+    path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'),
+    '--outDir', outDir, '--rootDir', ROOT, '--module', 'NodeNext', '--moduleResolution', 'NodeNext', '--target', 'ES2022',
+    '--strict', '--skipLibCheck', '--types', 'node', path.join(ROOT, 'test', 'torch', 'fixtures', 'dist-worker.ts'),
+  ], { cwd: ROOT, encoding: 'utf8' });
+  const out = tsc.stdout + tsc.stderr;
+  // Errors in the worker or the module under test fail the suite; errors elsewhere (another
+  // file half-edited) only matter if they stopped tsc from writing the worker.
+  const mine = out.split('\n').filter((l) => MY_FILES.some((f) => l.startsWith(f)));
+  if (mine.length) throw new Error(`tsc failed on the distributed test worker:\n${mine.join('\n')}`);
+  worker = path.join(outDir, 'test', 'torch', 'fixtures', 'dist-worker.js');
+  if (!fs.existsSync(worker)) throw new Error(`tsc wrote no ${worker}:\n${out}`);
+}, 120_000);
+
+afterAll(() => {
+  if (outDir) fs.rmSync(outDir, { recursive: true, force: true });
+});
+
+/** A TCP port nobody listens on right now. */
+async function freePort(): Promise<number> {
+  const srv = net.createServer();
+  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+  const port = (srv.address() as net.AddressInfo).port;
+  await new Promise<void>((resolve) => srv.close(() => resolve()));
+  return port;
+}
+
+type Event = Record<string, unknown> & { event: string };
+
+interface Rank {
+  child: ChildProcessWithoutNullStreams;
+  events: Event[];
+  stderr: () => string;
+  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** The first event of this name, waiting up to ms for it. */
+  next(name: string, ms?: number): Promise<Event>;
+}
+
+function startRank(rank: number, worldSize: number, port: number, scenario: string, timeoutS = 5): Rank {
+  const child = spawn(process.execPath, [worker, scenario], {
+    env: {
+      ...process.env, SPN_NATIVE: ADDON, SPN_THREADS: '1', TEST_TIMEOUT_S: String(timeoutS),
+      RANK: String(rank), WORLD_SIZE: String(worldSize), LOCAL_RANK: String(rank), LOCAL_WORLD_SIZE: String(worldSize),
+      MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port),
+    },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  const events: Event[] = [];
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => {
+    stdout += d.toString();
+    let nl;
+    while ((nl = stdout.indexOf('\n')) >= 0) {
+      const line = stdout.slice(0, nl);
+      stdout = stdout.slice(nl + 1);
+      if (line.startsWith('{')) events.push(JSON.parse(line) as Event);
+    }
+  });
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  return {
+    child, events, exit, stderr: () => stderr,
+    async next(name, ms = 30_000) {
+      const deadline = Date.now() + ms;
+      for (;;) {
+        const e = events.find((x) => x.event === name);
+        if (e) return e;
+        if (child.exitCode !== null || child.signalCode !== null || Date.now() > deadline) {
+          throw new Error(`rank ${rank} (${scenario}) never printed '${name}'; events ${JSON.stringify(events)}; stderr:\n${stderr}`);
+        }
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    },
+  };
+}
+
+/** Runs a two-rank job to its end; both ranks must exit 0. */
+async function runJob(scenario: string): Promise<Rank[]> {
+  const port = await freePort();
+  const ranks = [0, 1].map((r) => startRank(r, 2, port, scenario));
+  for (const [r, rk] of ranks.entries()) {
+    const { code, signal } = await rk.exit;
+    expect({ rank: r, code, signal }, rk.stderr()).toEqual({ rank: r, code: 0, signal: null });
+    await rk.next('done', 0);
+  }
+  return ranks;
+}
+
+/** The worker's test values (see testValue in the worker), summed over ranks 0 and 1. */
+const testValue = (i: number, j: number, r: number, integer: boolean): number => {
+  const v = (((i * 7 + j * 3 + r * 11) % 17) - 8) + 0.25 * r;
+  return integer ? Math.trunc(v) : v;
+};
+
+describe('two ranks on gloo', () => {
+  it('all-reduce, coalesced all-reduce, broadcast, store and checkSame give exact results on every rank', async () => {
+    const ranks = await runJob('values');
+    for (const rk of ranks) {
+      const ar = await rk.next('allReduce');
+      // Rank r holds v·(r+1) (integers) or v + r, so the sum over two ranks is known exactly.
+      expect(ar.int64).toEqual(['3', '-6', '9', String(3n * 2n ** 40n)]);
+      expect(ar.int32).toEqual([15, -13, 200001]);
+      expect(ar.float32).toEqual([1.5, -3.75, 9e6]);
+      expect(ar.float64).toEqual([0.1 + 1.1, 1e-300 + 1]);
+      expect(ar.max).toEqual([1, 0, 5]);
+      expect(ar.min).toEqual([0, -1, 0]);
+      expect(ar.bfloat16).toEqual([4.5, -6, 768]);
+      expect(ar.int16).toEqual([601, -9]);
+      expect(ar.boolMax).toEqual([1, 0, 1]);
+      expect(ar.numbers).toEqual([2, 2]);
+
+      const co = await rk.next('coalesced');
+      const shapes = co.shapes as number[][];
+      const dtypes = co.dtypes as string[];
+      expect(shapes).toEqual([[3, 4], [5], [2, 3, 2], [1], [7, 3], [64], [2, 2]]);
+      const expected = shapes.map((s, i) => {
+        const n = s.reduce((a, b) => a * b, 1);
+        const int = dtypes[i] === 'int64';
+        return Array.from({ length: n }, (_, j) => testValue(i, j, 0, int) + testValue(i, j, 1, int));
+      });
+      expect(co.coalesced).toEqual(expected);
+      expect(co.single).toEqual(expected);
+
+      const avg = await rk.next('average');
+      expect(avg.values).toEqual(expected.filter((_, i) => dtypes[i] !== 'int64').map((v) => v.map((x) => x / 2)));
+
+      const bc = await rk.next('broadcast');
+      expect(bc.fromRoot0).toEqual([[0, 0.5, 0], [0, 0], [0], [0, 0, 0, 0]]);
+      expect(bc.fromRoot1).toEqual([[1, 1.5, -1], [10, 20], [1.5], [1, 3, 2, 4]]);
+    }
+    expect((await ranks[0]!.next('store')).got).toBe('from rank 1');
+    expect((await ranks[1]!.next('store')).got).toBe('from rank 0');
+  });
+
+  it('ranks that call different collectives all throw, naming the ranks, and the group stays usable', async () => {
+    const ranks = await runJob('mismatch');
+    for (const rk of ranks) {
+      const m = await rk.next('mismatch');
+      expect(m.sizes).toMatchObject({ code: 'E_DIST' });
+      expect((m.sizes as Event).message).toMatch(/allReduce\(sum, 1 tensors\) on rank \d of 2, gloo: the ranks disagree on this collective: rank 0 called allReduce\(sum, 1 tensors\), rank 1 called allReduce\(sum, 1 tensors\) with other tensor sizes/);
+      expect((m.kinds as Event).message).toMatch(/the ranks disagree on this collective: rank 0 called allReduce\(sum, 1 tensors\), rank 1 called broadcast\(root 0, 1 tensors\)/);
+      expect(m.after).toEqual([3]);
+      expect(m.broken).toBeNull();
+    }
+  });
+
+  it('checkSame passes on equal values and fails on every rank naming the rank that differs', async () => {
+    const ranks = await runJob('checkSame');
+    for (const rk of ranks) {
+      const c = await rk.next('checkSame');
+      expect(c.same).toBeNull();
+      expect(c.differ).toMatchObject({ code: 'E_DIST', message: `checkSame('hash'): the ranks differ (rank 0: "beef"; rank 1: "cafe")` });
+    }
+  });
+
+  for (const victim of [1, 0]) {
+    it(`a SIGKILLed peer (rank ${victim}${victim === 0 ? ', the TCPStore host' : ''}) makes the survivor's collective throw at once`, async () => {
+      const port = await freePort();
+      const timeoutS = 10;
+      const ranks = [0, 1].map((r) => startRank(r, 2, port, 'peer-dies', timeoutS));
+      await Promise.all(ranks.map((rk) => rk.next('ready')));
+      const dead = ranks[victim]!;
+      const survivor = ranks[1 - victim]!;
+      dead.child.kill('SIGKILL');
+      expect((await dead.exit).signal).toBe('SIGKILL');
+      survivor.child.stdin.write('go\n');
+      const ev = await survivor.next('peer-dies');
+      const failed = ev.failed as Event;
+      expect(failed).toMatchObject({ name: 'SpnError', code: 'E_DIST' });
+      expect(failed.message).toMatch(new RegExp(`^allReduce\\(sum, 1 tensors\\) on rank ${1 - victim} of 2, gloo: .*(Connection closed by peer|Connection reset by peer|Broken pipe)`));
+      expect(failed.elapsedMs as number).toBeLessThan(timeoutS * 1000 / 2); // no waiting for the timeout
+      expect((ev.next as Event).message).toMatch(/^barrier on rank \d of 2, gloo: the process group is unusable after an earlier failure \(allReduce/);
+      expect(ev.destroyMs as number).toBeLessThan(2000);
+      expect(await survivor.exit).toEqual({ code: 0, signal: null });
+    });
+  }
+
+  it('a hung peer (SIGSTOP) makes the survivor throw after the timeout, not later', async () => {
+    const port = await freePort();
+    const timeoutS = 2;
+    const ranks = [0, 1].map((r) => startRank(r, 2, port, 'peer-dies', timeoutS));
+    await Promise.all(ranks.map((rk) => rk.next('ready')));
+    ranks[1]!.child.kill('SIGSTOP');
+    try {
+      ranks[0]!.child.stdin.write('go\n');
+      const ev = await ranks[0]!.next('peer-dies');
+      const failed = ev.failed as Event;
+      expect(failed).toMatchObject({ code: 'E_DIST' });
+      expect(failed.message).toMatch(/^allReduce\(sum, 1 tensors\) on rank 0 of 2, gloo: .*Timed out waiting 2000ms/);
+      expect(failed.elapsedMs as number).toBeGreaterThanOrEqual(timeoutS * 1000 - 100);
+      expect(failed.elapsedMs as number).toBeLessThan(timeoutS * 1000 + 1500);
+      expect(await ranks[0]!.exit).toEqual({ code: 0, signal: null });
+    } finally {
+      ranks[1]!.child.kill('SIGKILL');
+    }
+  });
+
+  it('a second process with the same RANK is refused', async () => {
+    const port = await freePort();
+    const ranks = [startRank(0, 2, port, 'peer-dies'), startRank(1, 2, port, 'peer-dies')];
+    await Promise.all(ranks.map((rk) => rk.next('ready')));
+    const twin = startRank(1, 2, port, 'peer-dies');
+    expect((await twin.next('init-error')).message).toMatch(/^rendezvous at 127\.0\.0\.1:\d+: rank 1 of 2: another process already joined as rank 1 \(each rank needs its own RANK\)$/);
+    for (const rk of ranks) rk.child.stdin.write('go\n');
+    for (const rk of ranks) expect(await rk.next('peer-dies')).toMatchObject({ failed: null, next: null });
+    for (const rk of [...ranks, twin]) expect(await rk.exit).toEqual({ code: 0, signal: null });
+  });
+});
+
+describe('rendezvous failures', () => {
+  const time = (fn: () => unknown): { err: SpnError; ms: number } => {
+    const t0 = Date.now();
+    try {
+      fn();
+    } catch (err) {
+      if (!(err instanceof SpnError)) throw err;
+      return { err, ms: Date.now() - t0 };
+    }
+    throw new Error('expected an error');
+  };
+
+  it('a port already in use on rank 0 is a clear error, at once', async () => {
+    const srv = net.createServer();
+    await new Promise<void>((resolve) => srv.listen(0, resolve));
+    const port = (srv.address() as net.AddressInfo).port;
+    try {
+      const { err, ms } = time(() => distributed.initProcessGroup({ rank: 0, worldSize: 2, masterAddr: '127.0.0.1', masterPort: port, timeoutS: 5 }));
+      expect(err.code).toBe('E_DIST');
+      expect(err.message).toMatch(new RegExp(`^TCPStore: rank 0 hosting the rendezvous on port ${port} for 2 ranks \\(timeout 5s\\): .*address already in use`, 'i')); // libtorch 1.13: 'Address already in use', 2.x (libuv): 'address already in use'
+      expect(ms).toBeLessThan(2000);
+    } finally {
+      srv.close();
+    }
+  });
+
+  it('an unreachable master is a clear error within the timeout (2.x: plus its 1 s retry)', async () => {
+    const port = await freePort();
+    const { err, ms } = time(() => distributed.initProcessGroup({ rank: 1, worldSize: 2, masterAddr: '127.0.0.1', masterPort: port, timeoutS: 2 }));
+    expect(err.code).toBe('E_DIST');
+    expect(err.message).toMatch(new RegExp(`^TCPStore: rank 1 joining the rendezvous at 127\\.0\\.0\\.1:${port} \\(timeout 2s\\): .*timed out .*127\\.0\\.0\\.1, ${port}`));
+    // libtorch 1.13 gives up within the timeout; 2.x retries the connection once more after its
+    // 1 s retry delay (measured: 3.2-3.7 s for a 2 s timeout).
+    expect(ms).toBeLessThan(2000 + 2500);
+  });
+
+  it('a rank that never joins is named after the timeout', async () => {
+    const port = await freePort();
+    const { err, ms } = time(() => distributed.initProcessGroup({ rank: 0, worldSize: 3, masterAddr: '127.0.0.1', masterPort: port, timeoutS: 1 }));
+    expect(err.message).toBe(`rendezvous at 127.0.0.1:${port}: rank 0 of 3: timed out after 1s waiting for the other ranks: 1 of 3 joined; missing ranks 1, 2 (were they started, with the same MASTER_ADDR, MASTER_PORT and WORLD_SIZE?)`);
+    expect(ms).toBeGreaterThanOrEqual(1000);
+    expect(ms).toBeLessThan(2500);
+  });
+});
+
+describe('a one-rank group and argument checks', () => {
+  it('works as the identity, validates its arguments and refuses use after destroy', async () => {
+    const pg = distributed.initProcessGroup({ rank: 0, worldSize: 1, masterAddr: 'localhost', masterPort: await freePort(), timeoutS: 1 });
+    expect(pg).toMatchObject({ rank: 0, worldSize: 1, backend: 'gloo', device: 'cpu', timeoutS: 1 });
+    const a = fromArray(Float32Array.from([1, 2]), [2]);
+    const b = fromArray(Float32Array.from([3]), [1]);
+    pg.allReduceCoalesced([a, b], { average: true });
+    pg.broadcast([a, b]);
+    pg.allReduce([]);
+    expect([...a.data(), ...b.data()]).toEqual([1, 2, 3]);
+    expect(pg.allReduceNumbers([1.5, -2], 'max')).toEqual([1.5, -2]);
+    pg.checkSame('k', 'v');
+    pg.storeSet('x', 'y');
+    expect(pg.storeGet('x')).toBe('y');
+    pg.barrier();
+
+    expect(() => pg.allReduce([a, a])).toThrow(/allReduce: tensors\[1\] is the same tensor as tensors\[0\]/);
+    expect(() => pg.allReduce([a, 1 as never])).toThrow(/allReduce: tensors\[1\] is not a Tensor/);
+    expect(() => pg.allReduce(a, 'avg' as never)).toThrow(/op must be 'sum', 'max' or 'min', got 'avg'/);
+    const i = fromArray(Int32Array.from([1]), [1]);
+    expect(() => pg.allReduceCoalesced([a, i], { average: true })).toThrow(/average needs floating tensors; tensors\[1\] is int32/);
+    expect(() => pg.allReduceCoalesced([a], { bucketBytes: 0 })).toThrow(/bucketBytes: expected a whole number from 1/);
+    expect(() => pg.broadcast(a, 1)).toThrow(/broadcast: root: expected a whole number from 0 to 0, got 1/);
+    expect(() => pg.checkSame('a/b', 'v')).toThrow(/without '\/'/);
+    expect(() => pg.storeSet('checkSame/0', 'v')).toThrow(/keys starting with 'checkSame\/' belong to checkSame/);
+    const t0 = Date.now();
+    expect(() => pg.storeGet('never-set')).toThrow(/^storeGet\('never-set'\) on rank 0 of 1, gloo, waiting up to 1s for the key at the TCPStore localhost:\d+: /);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(1000);
+    expect(Date.now() - t0).toBeLessThan(1000 + 1500);
+    expect(pg.broken).toBeNull();
+
+    pg.destroy();
+    pg.destroy();
+    expect(pg.isDestroyed).toBe(true);
+    expect(() => pg.barrier()).toThrow(/the process group \(rank 0 of 1\) was destroyed/);
+    for (const t of [a, b, i]) t.dispose();
+  });
+
+  it('rejects bad init options with the value and what was expected', () => {
+    const ok = { rank: 0, worldSize: 2, masterAddr: '127.0.0.1', masterPort: 29500 };
+    expect(() => distributed.initProcessGroup({ ...ok, rank: 2 })).toThrow(/rank: expected a whole number from 0 to 1, got 2/);
+    expect(() => distributed.initProcessGroup({ ...ok, worldSize: 0 })).toThrow(/worldSize: expected a whole number from 1/);
+    expect(() => distributed.initProcessGroup({ ...ok, masterPort: 70000 })).toThrow(/masterPort: expected a whole number from 1 to 65535, got 70000/);
+    expect(() => distributed.initProcessGroup({ ...ok, masterAddr: ' ' })).toThrow(/masterAddr: expected a host name or address/);
+    expect(() => distributed.initProcessGroup({ ...ok, timeoutS: 0 })).toThrow(/timeoutS: expected seconds above 0/);
+    expect(() => distributed.initProcessGroup({ ...ok, backend: 'mpi' as never })).toThrow(/backend must be 'gloo' or 'nccl', got 'mpi'/);
+    expect(() => distributed.initProcessGroup({ ...ok, device: 'cuda:0' })).toThrow(/gloo backend works on 'cpu' tensors, not device 'cuda:0'/);
+    expect(distributed.availableBackends()).toContain('gloo');
+    if (!distributed.availableBackends().includes('nccl')) {
+      expect(() => distributed.initProcessGroup({ ...ok, backend: 'nccl' })).toThrow(/^initProcessGroup: backend 'nccl' is not available: this build has only 'gloo' \(no 'nccl': libtorch without CUDA\)$/);
+    }
+  });
+});
+
+describe('envRendezvous', () => {
+  const full = { RANK: '1', WORLD_SIZE: '4', LOCAL_RANK: '1', LOCAL_WORLD_SIZE: '2', MASTER_ADDR: 'node0', MASTER_PORT: '29500' };
+
+  it('reads the torchrun variables', () => {
+    expect(distributed.envRendezvous(full)).toEqual({ rank: 1, worldSize: 4, localRank: 1, localWorldSize: 2, masterAddr: 'node0', masterPort: 29500 });
+    const { LOCAL_RANK: _r, LOCAL_WORLD_SIZE: _w, ...noLocal } = full;
+    expect(distributed.envRendezvous({ ...noLocal, RANK: '3' })).toMatchObject({ rank: 3, localRank: 3, localWorldSize: 4 });
+    expect(distributed.launchedDistributed(full)).toBe(true);
+    expect(distributed.launchedDistributed({})).toBe(false);
+  });
+
+  it.each([
+    [{ RANK: undefined }, /^RANK is not set \(a distributed run needs RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT/],
+    [{ WORLD_SIZE: '' }, /^WORLD_SIZE is not set/],
+    [{ RANK: 'one' }, /^RANK='one': expected a whole number >= 0/],
+    [{ RANK: '-1' }, /^RANK='-1': expected a whole number >= 0/],
+    [{ WORLD_SIZE: '0' }, /^WORLD_SIZE='0': expected a whole number >= 1/],
+    [{ RANK: '4' }, /^RANK=4 is not below WORLD_SIZE=4: ranks are 0 to 3/],
+    [{ LOCAL_RANK: '2' }, /^LOCAL_RANK=2 is not below LOCAL_WORLD_SIZE=2/],
+    [{ LOCAL_RANK: undefined }, /^LOCAL_RANK is not set/],
+    [{ LOCAL_WORLD_SIZE: '8' }, /^LOCAL_WORLD_SIZE=8 is larger than WORLD_SIZE=4/],
+    [{ MASTER_ADDR: undefined }, /^MASTER_ADDR is not set/],
+    [{ MASTER_ADDR: 'a b' }, /^MASTER_ADDR='a b': expected a host name or address/],
+    [{ MASTER_PORT: '65536' }, /^MASTER_PORT=65536: expected a TCP port, 1 to 65535/],
+    [{ MASTER_PORT: '29500x' }, /^MASTER_PORT='29500x': expected a whole number >= 1/],
+  ])('rejects %o', (change, message) => {
+    const env: Record<string, string | undefined> = { ...full, ...change };
+    for (const k of Object.keys(env)) if (env[k] === undefined) delete env[k];
+    expect(() => distributed.envRendezvous(env)).toThrow(message);
+  });
+});
