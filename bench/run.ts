@@ -2,8 +2,9 @@
 // plots bits/dim against wall-clock time for a Fashion-MNIST run, and regenerates BENCHMARKS.md
 // from whatever JSON files are there (so `--only` refreshes one section and keeps the others).
 //
-//   npm run bench -- [--quick] [--only engine|efficiency|throughput|sampling|bpd|report]...
+//   npm run bench -- [--quick] [--only engine|efficiency|throughput|sampling|bpd|codec|ood|report]...
 //                    [--device cpu|cuda] [--threads N] [--max-gb N] [--bpd-run DIR]
+//                    [--codec-run DIR] [--codec-data SPEC] [--codec-limit N]
 //                    [--results DIR] [--out BENCHMARKS.md]
 //
 // `--only report` regenerates BENCHMARKS.md without running anything.
@@ -26,6 +27,10 @@ export interface RunOptions {
   threads?: number;
   maxGB?: number;
   bpdRun?: string;
+  /** codec and ood (run only when named in --only): the trained run, the data and how many images. */
+  codecRun?: string;
+  codecData?: string;
+  codecLimit?: number;
   resultsDir?: string;
   out?: string;
   log?: (line: string) => void;
@@ -47,6 +52,33 @@ async function loadSampling(): Promise<SamplingModule | null> {
   }
 }
 
+/** Benchmarks of a trained run (bench/codec.ts, bench/ood.ts): run only when named in --only. */
+const TRAINED_RUN_BENCHMARKS = ['codec', 'ood'] as const;
+
+async function runTrainedRunBenchmarks(only: string[], o: RunOptions, c: { quick: boolean; log: (line: string) => void; resultsDir: string; command: string }): Promise<void> {
+  for (const name of TRAINED_RUN_BENCHMARKS) {
+    if (!only.includes(name)) continue;
+    c.log(`\n== ${name}${c.quick ? ' (quick)' : ''} ==`);
+    const t0 = Date.now();
+    let report: object;
+    try {
+      if (!o.codecRun) throw new ArgError(`--only ${name} needs --codec-run <run folder> (e.g. the 30-minute fmnist-cpu run)`);
+      if (name === 'codec') {
+        const { benchCodec } = await import('./codec.js');
+        report = await benchCodec({ run: o.codecRun, data: o.codecData, limit: o.codecLimit, quick: c.quick, log: c.log });
+      } else {
+        const { benchOod } = await import('./ood.js');
+        report = await benchOod({ run: o.codecRun, limit: o.codecLimit, quick: c.quick, log: c.log });
+      }
+    } catch (err) {
+      report = { benchmark: name, status: 'failed', reason: (err as Error).message, date: new Date().toISOString() };
+      c.log(`${name} failed: ${(err as Error).message}`);
+    }
+    writeFileAtomic(path.join(c.resultsDir, `${name}.json`), JSON.stringify({ ...report, command: c.command }, null, 2) + '\n');
+    c.log(`${name}: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  }
+}
+
 export async function runAll(o: RunOptions = {}): Promise<void> {
   const quick = o.quick ?? false;
   const device = o.device ?? 'cpu';
@@ -55,7 +87,9 @@ export async function runAll(o: RunOptions = {}): Promise<void> {
   const out = o.out ?? 'BENCHMARKS.md';
   const only = o.only?.length ? o.only : [...BENCHMARK_NAMES];
   for (const n of only) {
-    if (n !== 'report' && !(BENCHMARK_NAMES as readonly string[]).includes(n)) throw new ArgError(`--only ${n}: expected one of ${[...BENCHMARK_NAMES, 'report'].join(', ')}`);
+    if (n !== 'report' && !(BENCHMARK_NAMES as readonly string[]).includes(n) && !(TRAINED_RUN_BENCHMARKS as readonly string[]).includes(n)) {
+      throw new ArgError(`--only ${n}: expected one of ${[...BENCHMARK_NAMES, ...TRAINED_RUN_BENCHMARKS, 'report'].join(', ')}`);
+    }
   }
   if (device !== 'cpu' && device !== 'cuda') throw new ArgError(`--device ${String(device)}: expected cpu or cuda`);
   if (o.threads !== undefined) {
@@ -104,6 +138,7 @@ export async function runAll(o: RunOptions = {}): Promise<void> {
     log(r.status === 'ok' ? `plotted ${r.run} -> ${path.join(resultsDir, r.svg!)}` : `bpd plot: ${r.reason}`);
     return r;
   });
+  await runTrainedRunBenchmarks(only, o, { quick, log, resultsDir, command });
   writeBenchmarksMd(resultsDir, out);
   log(`\nwrote ${out} from ${resultsDir}/`);
 }
@@ -117,6 +152,9 @@ async function main(): Promise<void> {
       threads: { type: 'string' },
       'max-gb': { type: 'string' },
       'bpd-run': { type: 'string' },
+      'codec-run': { type: 'string' },
+      'codec-data': { type: 'string' },
+      'codec-limit': { type: 'string' },
       results: { type: 'string' },
       out: { type: 'string' },
     },
@@ -138,6 +176,9 @@ async function main(): Promise<void> {
     ...(threads !== undefined ? { threads } : {}),
     ...(maxGB !== undefined ? { maxGB } : {}),
     ...(values['bpd-run'] ? { bpdRun: values['bpd-run'] } : {}),
+    ...(values['codec-run'] ? { codecRun: values['codec-run'] } : {}),
+    ...(values['codec-data'] ? { codecData: values['codec-data'] } : {}),
+    ...(values['codec-limit'] !== undefined ? { codecLimit: num('--codec-limit', values['codec-limit']) } : {}),
     ...(values.results ? { resultsDir: values.results } : {}),
     ...(values.out ? { out: values.out } : {}),
   });

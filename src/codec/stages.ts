@@ -154,7 +154,7 @@ export async function openModelsFor(h: Header, o: DecodeModelOptions): Promise<C
     if (dirs.length !== n) throw new ConfigError(`${o.file} was coded with ${n} stage(s); ${o.pipeline} has ${dirs.length}`);
   } else if (o.run !== undefined) {
     if (n !== 1) throw new ArgError(`${o.file} was coded with a ${n}-stage pipeline; pass --pipeline <file>, not --run`);
-    dirs = [runDirOf(o.run)];
+    dirs = [runDirOf(resolveCheckpoint(o.run))]; // refuses a path that is neither a run folder nor a checkpoint
   } else {
     dirs = h.stages.map((s) => s.run);
   }

@@ -163,6 +163,7 @@ describe('the container refuses', () => {
     await fails(c.bytes, /stage 1: no checkpoint of .*s2-twin has the EMA weights the file was coded with \(checkpoints\/\S+, step 3, sha256 [0-9a-f]{12}…\); tried /, { run: twin });
     await fails(edited((x) => (x.header.stages[0]!.run = path.join(f.work, 'nowhere'))), /stage 1 was coded with the run .*nowhere, which is not there/);
     await fails(c.bytes, /was coded with 1 stage\(s\); .*size\.json has 2/, { pipeline: path.join(f.work, 'size.json') });
+    await fails(c.bytes, /runs\/nope is neither a run folder nor a checkpoint/, { run: path.join(f.work, 'runs', 'nope') });
   });
 
   it("a machine whose logits differ (the probe), and pixels that do not match their hash", async () => {
@@ -228,6 +229,20 @@ describe('inputs', () => {
     await expect(readImageFile(path.join(dir, 'broken.png'), image)).rejects.toThrow(/broken\.png is not a readable PNG/);
     await expect(readInputs(['no-such-dataset-kind'], { image, config })).rejects.toThrow(/unknown dataset spec "no-such-dataset-kind"/);
     await expect(readInputs([f.rgb], { image, config, cacheDir: f.cacheDir })).rejects.toThrow(/has 8×8×3 images; the model codes 8×8×1/);
+  });
+});
+
+describe('bench/codec.ts (quick, on a tiny run)', () => {
+  it('reports the codec against the NLL, PNG and WebP, every image round-tripped', async () => {
+    const { benchCodec } = await import('../../bench/codec.js');
+    const r = await benchCodec({ run: runs.s2!, data: f.gray, limit: 4, batchSize: 3, cacheDir: f.cacheDir, quick: true });
+    expect(r).toMatchObject({ benchmark: 'codec', images: 4, subpixels_per_image: 64, batch: 3 });
+    expect(r.spn.round_trip_exact).toBe(4);
+    expect(r.spn.sha256_out).toBe(r.spn.sha256_in);
+    expect(Math.abs(r.spn.model_bits_per_subpixel_incremental - r.spn.model_nll_bits_per_subpixel)).toBeLessThan(1e-4);
+    expect(r.spn.bits_per_subpixel).toBeCloseTo((8 * r.spn.file_bytes) / 256, 10);
+    expect(r.baselines.map((b) => [b.coder, b.round_trip_exact])).toEqual(expect.arrayContaining([['png', 4], ['webp', 4]]));
+    for (const b of r.baselines) expect(b.bits_per_subpixel).toBeGreaterThan(b.data_bits_per_subpixel ?? 0);
   });
 });
 

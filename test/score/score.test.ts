@@ -154,3 +154,25 @@ describe('auroc', () => {
     expect(() => auroc([NaN], [1])).toThrow(/not a finite number/);
   });
 });
+
+describe('bench/ood.ts data', () => {
+  it('CIFAR to 28×28 gray: BT.601 luminance, then the exact area average', async () => {
+    const { cifarToGray28 } = await import('../../bench/ood.js');
+    const n = 2;
+    const rgb = new Uint8Array(n * 32 * 32 * 3);
+    for (let p = 0; p < 1024; p++) rgb.set([100, 100, 100], p * 3); // image 0: gray 100 everywhere
+    for (let p = 0; p < 1024; p++) rgb.set([255, 0, 0], 3072 + p * 3); // image 1: pure red
+    const g = cifarToGray28({ data: rgb, n, h: 32, w: 32, c: 3 }, 10);
+    expect([g.n, g.h, g.w, g.c]).toEqual([2, 28, 28, 1]);
+    expect(new Set(g.data.subarray(0, 784))).toEqual(new Set([100]));
+    expect(new Set(g.data.subarray(784))).toEqual(new Set([Math.round(0.299 * 255)]));
+  });
+
+  it('the mnist package: 28×28 bytes recovered exactly from its v/255 values', async () => {
+    const { loadMnistPackage } = await import('../../bench/ood.js');
+    const s = loadMnistPackage(20);
+    expect([s.n, s.h, s.w, s.c, s.data.length]).toEqual([20, 28, 28, 1, 20 * 784]);
+    expect(Math.max(...s.data)).toBeGreaterThan(200); // strokes
+    expect(s.data.filter((v) => v === 0).length).toBeGreaterThan(20 * 784 * 0.5); // background
+  });
+});
