@@ -21,6 +21,9 @@ import { register as registerDemo } from './demo.js';
 import { register as registerPresets } from './presets.js';
 import { register as registerEval } from './eval.js';
 import { register as registerUpscale } from './upscale.js';
+import { register as registerCompress } from './compress.js';
+import { register as registerDecompress } from './decompress.js';
+import { register as registerScore } from './score.js';
 
 const program = new Command();
 // Set before the subcommands are added: they inherit the exit override and the output settings.
@@ -43,6 +46,9 @@ registerDemo(program);
 registerPresets(program);
 registerEval(program);
 registerUpscale(program);
+registerCompress(program);
+registerDecompress(program);
+registerScore(program);
 
 try {
   await program.parseAsync(process.argv);
