@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import { Command } from 'commander';
 import { PNG } from 'pngjs';
+import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SpnError } from '../../src/errors.js';
 import { loadDataset } from '../../src/data/index.js';
@@ -223,6 +224,14 @@ describe('inputs', () => {
     deep.data = Buffer.alloc(8 * 8 * 2, 7);
     fs.writeFileSync(path.join(dir, 'deep.png'), PNG.sync.write(deep, { bitDepth: 16, colorType: 0, inputColorType: 0 } as Parameters<typeof PNG.sync.write>[1]));
     await expect(readImageFile(path.join(dir, 'deep.png'), image)).rejects.toThrow(/deep\.png has 16-bit samples/);
+    // a JPEG: the pixels libvips decodes (a gray one comes out as three equal channels)
+    const jpg = path.join(dir, 'photo.jpg');
+    await sharp(Buffer.from(px), { raw: { width: 8, height: 8, channels: 1 } }).toColourspace('b-w').jpeg({ quality: 90 }).toFile(jpg);
+    const decoded = await sharp(jpg).raw().toBuffer({ resolveWithObject: true });
+    const ch = decoded.info.channels;
+    expect(Array.from(await readImageFile(jpg, image))).toEqual(Array.from({ length: 64 }, (_, i) => decoded.data[i * ch]!));
+    expect(Array.from(await readImageFile(jpg, { ...image, channels: 3 }))).toEqual(Array.from({ length: 192 }, (_, i) => decoded.data[Math.floor(i / 3) * ch + (ch === 3 ? i % 3 : 0)]!));
+    await expect(readImageFile(jpg, { ...image, width: 4 })).rejects.toThrow(/photo\.jpg is 8×8 \(W×H\); the model codes 4×8/);
     fs.writeFileSync(path.join(dir, 'notes.txt'), 'x');
     await expect(readImageFile(path.join(dir, 'notes.txt'), image)).rejects.toThrow(/notes\.txt is not a PNG or JPEG/);
     fs.writeFileSync(path.join(dir, 'broken.png'), 'not a png');

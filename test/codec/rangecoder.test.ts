@@ -92,33 +92,58 @@ describe('range coder on synthetic distributions', () => {
   }
 
   it('round-trips a distribution that changes every symbol, with carries through long 0xFF runs', () => {
-    const r = rng(7);
-    const P = 24;
-    const n = 20_000;
-    const tables: Uint32Array[] = [];
-    const xs: number[] = [];
-    const enc = new RangeEncoder(P);
-    for (let i = 0; i < n; i++) {
-      const V = 2 + Math.floor(r() * 255);
-      // extreme tables: one huge count, the rest 1 (pushes low towards the top: 0xFF runs and carries)
-      const big = r() < 0.5;
-      const w = Array.from({ length: V }, (_, v) => (big ? (v === V - 1 ? 1e9 : 1e-9) : r() + 1e-3));
-      const cum = cumOf(normalize(w), P);
-      const x = big && r() < 0.9 ? V - 1 : Math.floor(r() * V);
-      tables.push(cum);
-      xs.push(x);
-      enc.encode(cum[x]!, cum[x + 1]! - cum[x]!);
+    // count what the encoder meets: carries out of the window, and runs of pending 0xFF bytes
+    type Internals = { low: number; pending: number; shiftLow(): void };
+    const proto = RangeEncoder.prototype as unknown as Internals;
+    const shiftLow = proto.shiftLow;
+    let carries = 0;
+    let longRuns = 0;
+    proto.shiftLow = function (this: Internals) {
+      if (this.low >= 2 ** 48) carries++;
+      if (this.pending > 4) longRuns++;
+      shiftLow.call(this);
+    };
+    try {
+      const r = rng(7);
+      const P = 24;
+      const total = 2 ** P;
+      const tables: Uint32Array[] = [];
+      const xs: number[] = [];
+      const enc = new RangeEncoder(P);
+      const top = Uint32Array.of(0, total - 1, total); // symbol 1: the top 2^-24 of the range
+      for (let i = 0; i < 20_000; i++) {
+        if (i % 1000 < 12) {
+          // the top sliver again and again: low's window fills with 0xFF bytes
+          tables.push(top);
+          xs.push(1);
+          enc.encode(total - 1, 1);
+          continue;
+        }
+        const V = 2 + Math.floor(r() * 255);
+        // extreme tables: one huge count, the rest 1; or random ones
+        const big = r() < 0.5;
+        const w = Array.from({ length: V }, (_, v) => (big ? (v === V - 1 ? 1e9 : 1e-9) : r() + 1e-3));
+        const cum = cumOf(normalize(w), P);
+        const x = big && r() < 0.9 ? V - 1 : Math.floor(r() * V);
+        tables.push(cum);
+        xs.push(x);
+        enc.encode(cum[x]!, cum[x + 1]! - cum[x]!);
+      }
+      const bytes = enc.finish();
+      expect(carries).toBeGreaterThan(100);
+      expect(longRuns).toBeGreaterThan(10);
+      const dec = new RangeDecoder(bytes, P);
+      const out = tables.map((cum) => {
+        const V = cum.length - 1;
+        const s = findSymbol(cum, V, dec.target());
+        dec.update(cum[s]!, cum[s + 1]! - cum[s]!);
+        return s;
+      });
+      expect(out).toEqual(xs);
+      expect(dec.corrupt).toBe(false);
+    } finally {
+      proto.shiftLow = shiftLow;
     }
-    const bytes = enc.finish();
-    const dec = new RangeDecoder(bytes, P);
-    const out = tables.map((cum) => {
-      const V = cum.length - 1;
-      const s = findSymbol(cum, V, dec.target());
-      dec.update(cum[s]!, cum[s + 1]! - cum[s]!);
-      return s;
-    });
-    expect(out).toEqual(xs);
-    expect(dec.corrupt).toBe(false);
   });
 
   it('works at every precision, and an empty stream is empty', () => {
