@@ -49,3 +49,19 @@ export class FormatError extends SpnError {
     this.name = 'FormatError';
   }
 }
+
+/**
+ * A file that could not be written (src/fsutil.ts: every writer goes through it). The message
+ * names the file and says plainly what happened ("the disk is full (ENOSPC)"); `errno` is the
+ * system's code when there is one.
+ */
+export class WriteError extends SpnError {
+  readonly file: string;
+  readonly errno: string | undefined;
+  constructor(file: string, errno: string | undefined, message: string, options?: { cause?: unknown }) {
+    super('E_IO', message, options);
+    this.name = 'WriteError';
+    this.file = file;
+    this.errno = errno;
+  }
+}

@@ -70,16 +70,22 @@ export function encodeSafetensors(tensors: Record<string, Tensor>, metadata?: Re
 
 interface Entry { name: string; dtype: DType; shape: number[]; begin: number; end: number }
 
+/** The checked layout of safetensors bytes: the tensors' entries, the metadata and where the data starts. */
+interface Layout { entries: Entry[]; metadata: Record<string, string>; dataStart: number }
+
 /**
- * Parses safetensors bytes into CPU tensors (or on opts.device). `source` names the file in
- * errors. Every inconsistency is an E_FORMAT error: nothing is trusted before it is checked.
+ * Checks safetensors bytes without making tensors: the header length, the header JSON, every
+ * entry's dtype, shape and offsets, and that the entries tile the data exactly. Throws a
+ * FormatError naming `source` and the first inconsistency; returns the metadata and the number
+ * of tensors. (A checkpoint is validated with this before it is trusted: train/checkpoint.ts.)
  */
-export function decodeSafetensors(
-  buf: Uint8Array,
-  opts: { device?: Device; source?: string } = {},
-): { tensors: Record<string, Tensor>; metadata: Record<string, string> } {
+export function checkSafetensors(buf: Uint8Array, source = 'safetensors buffer'): { metadata: Record<string, string>; tensors: number } {
+  const { metadata, entries } = parseLayout(buf, source);
+  return { metadata, tensors: entries.length };
+}
+
+function parseLayout(buf: Uint8Array, src: string): Layout {
   checkEndianness();
-  const src = opts.source ?? 'safetensors buffer';
   const fail = (msg: string): never => {
     throw new FormatError(`${src}: ${msg}`);
   };
@@ -136,7 +142,18 @@ export function decodeSafetensors(
     expected = e.end;
   }
   if (expected !== dataLen) fail(`the tensors cover ${expected} bytes of data but the file holds ${dataLen}`);
+  return { entries, metadata, dataStart };
+}
 
+/**
+ * Parses safetensors bytes into CPU tensors (or on opts.device). `source` names the file in
+ * errors. Every inconsistency is an E_FORMAT error: nothing is trusted before it is checked.
+ */
+export function decodeSafetensors(
+  buf: Uint8Array,
+  opts: { device?: Device; source?: string } = {},
+): { tensors: Record<string, Tensor>; metadata: Record<string, string> } {
+  const { entries, metadata, dataStart } = parseLayout(buf, opts.source ?? 'safetensors buffer');
   const tensors: Record<string, Tensor> = {};
   try {
     for (const e of entries) {

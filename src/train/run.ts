@@ -46,6 +46,7 @@ export const runFiles = (dir: string) => ({
   samples: path.join(dir, 'samples'),
 });
 
+/** Writes JSON atomically through the one write path (src/fsutil.ts): a failure is a WriteError naming the file. */
 export function writeJson(file: string, value: unknown): void {
   writeFileAtomic(file, JSON.stringify(value, null, 2) + '\n');
 }
@@ -77,17 +78,21 @@ export function appendMetric(dir: string, record: Record<string, unknown>): void
 
 /**
  * Drops metric records logged after `step` (a run resumed from an older checkpoint logs those
- * steps again). Rewrites the file atomically; a truncated last line is dropped too.
+ * steps again) and a line a killed process left half-written. Rewrites the file atomically, and
+ * only when something is dropped (a resume on a nearly full disk writes nothing here).
  */
 export function dropMetricsAfter(dir: string, step: number): void {
   const file = runFiles(dir).metrics;
   if (!fs.existsSync(file)) return;
-  const kept = fs.readFileSync(file, 'utf8').split('\n').filter((line) => {
+  const text = fs.readFileSync(file, 'utf8');
+  const lines = text.split('\n');
+  const kept = lines.filter((line) => {
     try {
       return line.trim() !== '' && (JSON.parse(line) as { step: number }).step <= step;
     } catch {
       return false;
     }
   });
-  writeFileAtomic(file, kept.map((l) => l + '\n').join(''));
+  const out = kept.map((l) => l + '\n').join('');
+  if (out !== text) writeFileAtomic(file, out);
 }

@@ -20,8 +20,8 @@ import { gridPng } from '../spn/images.js';
 import { SPN } from '../spn/model.js';
 import { sample } from '../spn/sample.js';
 import { joinDepth, toBatch } from '../spn/stage.js';
-import { writeFileAtomic } from '../fsutil.js';
-import { checkpointName, listCheckpoints, pick, pruneCheckpoints, readCheckpoint, resolveCheckpoint, saveCheckpoint, type CheckpointMeta, type LoadedCheckpoint } from './checkpoint.js';
+import { removeStaleTempFiles, writeFileAtomic } from '../fsutil.js';
+import { checkpointName, decodeCheckpoint, pick, pruneCheckpoints, readCheckpoint, resolveCheckpoint, resumeCheckpoint, saveCheckpoint, type CheckpointMeta, type LoadedCheckpoint, type ValidCheckpoint } from './checkpoint.js';
 import { evaluate } from './evaluate.js';
 import { dataBitsFor, newRunConfig, resumedRunConfig, DEFAULT_DATA, type TrainOptions } from './options.js';
 import { appendMetric, dropMetricsAfter, readRunConfig, runFiles, writeJson, type RunConfig, type RunStatus } from './run.js';
@@ -77,17 +77,22 @@ export class TrainingSession {
    * Opens a run: a new one, a resumed one (o.resume) or a new one from another run's weights
    * (o.initFrom). Reads and checks everything before writing; creates the run folder last and
    * removes it again if the start fails after that.
+   *
+   * A resumed run continues from its newest checkpoint that validates; newer damaged ones are
+   * moved into checkpoints/damaged/ and reported through `warn` (checkpoint.ts resumeCheckpoint).
+   * A run with no checkpoint yet (stopped before its first) starts again from step 0.
    */
-  static async open(o: TrainOptions, log: (m: string) => void): Promise<TrainingSession> {
+  static async open(o: TrainOptions, log: (m: string) => void, warn: (m: string) => void = log): Promise<TrainingSession> {
     const dir = path.resolve(o.out);
     const files = runFiles(dir);
-    let resumeFrom: string | null = null;
+    let resumeFrom: ValidCheckpoint | null = null;
     let prior: RunConfig | null = null;
     if (o.resume) {
-      const list = listCheckpoints(dir);
-      if (!list.length) throw new SpnError('E_IO', `--resume: no checkpoint in ${files.checkpoints}`);
-      resumeFrom = path.join(files.checkpoints, list[list.length - 1]!);
+      if (!fs.existsSync(files.config)) throw new SpnError('E_IO', `--resume: no checkpoint in ${files.checkpoints} (and no run config ${files.config})`);
       prior = resumedRunConfig(o, readRunConfig(dir));
+      for (const d of [dir, files.checkpoints, files.samples]) removeStaleTempFiles(d); // left by a killed process
+      resumeFrom = resumeCheckpoint(dir, warn);
+      if (!resumeFrom) log(`--resume: ${dir} has no checkpoint yet; starting it again from step 0 with its saved settings`);
     } else if (fs.existsSync(files.config)) {
       throw new ArgError(`${dir} already holds a run; use --resume to continue it or choose another --out`);
     }
@@ -113,6 +118,7 @@ export class TrainingSession {
       try {
         fs.mkdirSync(files.checkpoints, { recursive: true });
         if (!prior) writeJson(files.config, cfg);
+        else if (!resumeFrom) dropMetricsAfter(dir, 0);
         return TrainingSession.build(dir, cfg, trainSet, testSet, resumeFrom, source, log);
       } catch (err) {
         if (created) fs.rmSync(dir, { recursive: true, force: true }); // a failed start leaves no folder behind
@@ -123,7 +129,7 @@ export class TrainingSession {
     }
   }
 
-  private static build(dir: string, cfg: RunConfig, trainSet: ImageSet, testSet: ImageSet, resumeFrom: string | null, source: LoadedCheckpoint | null, log: (m: string) => void): TrainingSession {
+  private static build(dir: string, cfg: RunConfig, trainSet: ImageSet, testSet: ImageSet, resumeFrom: ValidCheckpoint | null, source: LoadedCheckpoint | null, log: (m: string) => void): TrainingSession {
     const { model: mc, train: tc } = cfg;
     torch.manualSeed(cfg.seed);
     const model = new SPN(mc, { device: cfg.device });
@@ -136,7 +142,7 @@ export class TrainingSession {
     let elapsedBefore = 0;
     let resumed: CheckpointMeta | null = null;
     if (resumeFrom) {
-      const { meta, tensors } = readCheckpoint(resumeFrom, cfg.device);
+      const { meta, tensors } = decodeCheckpoint(resumeFrom, cfg.device);
       try {
         model.loadStateDict(pick(tensors, 'model.'));
         ema.loadStateDict(pick(tensors, 'ema.'));
@@ -149,7 +155,7 @@ export class TrainingSession {
       position = meta.data_position;
       elapsedBefore = meta.elapsed_s;
       dropMetricsAfter(dir, meta.step);
-      log(`resumed ${dir} at step ${meta.step}`);
+      log(`resumed ${dir} at step ${meta.step} (${path.basename(resumeFrom.base)})`);
     }
     const n = Math.min(tc.evalImages, testSet.n);
     const evalSet: ImageSet = { ...testSet, n, data: testSet.data.subarray(0, n * testSet.h * testSet.w * testSet.c) };

@@ -9,7 +9,7 @@ import { listCheckpoints } from './checkpoint.js';
 import { createProgress, formatDuration } from './progress.js';
 import { validateTrainOptions, type TrainOptions } from './options.js';
 import { threadWork, TrainingSession, useBf16 } from './session.js';
-import { readRunConfig, runFiles, type RunConfig, type RunStatus } from './run.js';
+import { runFiles, type RunConfig, type RunStatus } from './run.js';
 
 export type { TrainOptions, TrainProgress } from './options.js';
 export { threadWork, useBf16 };
@@ -34,7 +34,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   try {
     s = await TrainingSession.open(o, log, warn);
   } catch (err) {
-    throw err instanceof WriteError ? stoppedByWrite(err, path.resolve(o.out), null, null) : err;
+    throw err instanceof WriteError ? stoppedByWrite(err, path.resolve(o.out), null, { steps: o.steps ?? null, minutes: o.minutes ?? null }) : err;
   }
   const { cfg } = s;
   if (cfg.train.precision === 'bf16' && !s.bf16) log('precision: bf16 asked for, but this CPU has no native bf16 (AMX or AVX512-BF16): training in fp32');
@@ -145,28 +145,20 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   return { dir: s.dir, step: s.step, state, lastTestBpd: s.lastTestBpd, bestTestBpd: s.bestTestBpd, elapsedS: s.elapsed() };
 }
 
-
 /**
  * The one-line error of a run stopped by a file it could not write: the file and what happened,
  * where the run stopped, its last good checkpoint (name and step) and the command that resumes
- * it. `step` is null when the run stopped while opening; `cfg` when its config is not at hand.
+ * it with the limits it ran under. `step` is null when the run stopped while opening.
  */
-function stoppedByWrite(err: WriteError, dir: string, step: number | null, cfg: RunConfig | null): WriteError {
-  let config = cfg;
-  if (!config && fs.existsSync(runFiles(dir).config)) {
-    try {
-      config = readRunConfig(dir);
-    } catch {
-      config = null;
-    }
-  }
-  const last = config ? listCheckpoints(dir).at(-1) : undefined;
-  const where = step !== null ? `training stopped at step ${step}` : config ? 'the run did not resume' : 'the run did not start';
+function stoppedByWrite(err: WriteError, dir: string, step: number | null, limits: Pick<RunConfig, 'steps' | 'minutes'>): WriteError {
+  const hasRun = fs.existsSync(runFiles(dir).config); // a new run that failed to start removed its folder
+  const where = step !== null ? `training stopped at step ${step}` : hasRun ? 'the run did not resume' : 'the run did not start';
   const parts = [err.message, where];
-  if (config) {
+  if (hasRun) {
+    const last = listCheckpoints(dir).at(-1);
     parts.push(last ? `the last good checkpoint is ${last} (step ${Number(last.slice(5))})` : 'it has no checkpoint yet (a resume starts it again from step 0)');
-    const limits = [config.steps !== null ? `--steps ${config.steps}` : '', config.minutes !== null ? `--minutes ${config.minutes}` : ''].filter(Boolean).join(' ');
-    parts.push(`${writeRemedy(err)}, then resume with: spn train --out ${shellQuote(dir)} --resume ${limits}`);
+    const flags = [limits.steps !== null ? ` --steps ${limits.steps}` : '', limits.minutes !== null ? ` --minutes ${limits.minutes}` : ''].join('');
+    parts.push(`${writeRemedy(err)}, then resume with: spn train --out ${shellQuote(dir)} --resume${flags}`);
   } else {
     parts.push(`${writeRemedy(err)}, then start it again`);
   }
