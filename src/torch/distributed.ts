@@ -16,7 +16,9 @@
 // before anything else is sent. Calls block until done. Failures throw SpnError('E_DIST') naming
 // the call, the rank and c10d's reason, within the group's timeout: a peer that died (its sockets
 // close, so within milliseconds), a peer that hangs (after timeoutS), a rank that never joins, a
-// port in use, a master that cannot be reached. After a collective failed the group is broken:
+// port in use (at once), a master that cannot be reached (libtorch 2.x's TCPStore retries once
+// more while its deadline has not passed: up to about twice timeoutS there). Each collective
+// costs one extra small exchange (the comparison above). After a collective failed the group is broken:
 // the ranks are out of step, and later collectives throw at once. Start over in a new process.
 import { ArgError, SpnError } from '../errors.js';
 import { native, type Handle } from './binding.js';

@@ -259,14 +259,15 @@ describe('rendezvous failures', () => {
     }
   });
 
-  it('an unreachable master is a clear error within the timeout (2.x: plus its 1 s retry)', async () => {
+  it('an unreachable master is a clear error within the timeout (2.x: within about twice the timeout)', async () => {
     const port = await freePort();
     const { err, ms } = time(() => distributed.initProcessGroup({ rank: 1, worldSize: 2, masterAddr: '127.0.0.1', masterPort: port, timeoutS: 2 }));
     expect(err.code).toBe('E_DIST');
     expect(err.message).toMatch(new RegExp(`^TCPStore: rank 1 joining the rendezvous at 127\\.0\\.0\\.1:${port} \\(timeout 2s\\): .*timed out .*127\\.0\\.0\\.1, ${port}`));
-    // libtorch 1.13 gives up within the timeout; 2.x retries the connection once more after its
-    // 1 s retry delay (measured: 3.2-3.7 s for a 2 s timeout).
-    expect(ms).toBeLessThan(2000 + 2500);
+    // libtorch 1.13 gives up within the timeout. 2.x's TCPStore retries after a connection
+    // attempt (itself up to the timeout) while its deadline has not passed, after a backoff of
+    // about 0.5-1.5 s: up to about twice the timeout (measured: 3.2-4.5 s for 2 s).
+    expect(ms).toBeLessThan(2 * 2000 + 2500);
   });
 
   it('a rank that never joins is named after the timeout', async () => {
