@@ -47,7 +47,7 @@ export async function run(src: ModelSource, inputs: string[], o: CompressCommand
   try {
     const last = models.stages[models.stages.length - 1]!;
     const { set, names, source } = await readInputs(inputs, {
-      image: models.image, config: last.config, split: o.split, limit: o.limit, cacheDir: o.cacheDir, onProgress: (m) => log(`data: ${m}`),
+      image: models.image, config: last.config, split: o.split, limit: o.limit, cacheDir: o.cacheDir, onProgress: log,
     });
     const bar = createProgress(`compress ${set.n}`, set.n * models.stages.length, { quiet: o.quiet });
     try {

@@ -30,7 +30,7 @@ export async function run(target: string, inputs: string[], o: ScoreCommandOptio
     if (config.stage !== 'full') throw new ArgError(`${target} is a '${config.stage}' upscaling stage; spn score scores whole images with a 'full' model`);
     const m = config.model;
     const image = { height: m.height, width: m.width, channels: m.channels, bits: m.bits };
-    const { set, names } = await readInputs(inputs, { image, config, split: o.split, limit: o.limit, cacheDir: o.cacheDir, onProgress: (msg) => log(`data: ${msg}`) });
+    const { set, names } = await readInputs(inputs, { image, config, split: o.split, limit: o.limit, cacheDir: o.cacheDir, onProgress: log });
     const S2 = m.scale * m.scale;
     if (o.csv) {
       const head = ['index', 'name', 'bpd', ...(o.ood ? [`${o.compressor}_bpd`, 'corrected'] : []), ...Array.from({ length: S2 }, (_, k) => `slice_${k}`)];

@@ -4,10 +4,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ArgError, DataError } from '../errors.js';
-import { loadDataset } from '../data/index.js';
 import { listImages } from '../data/folder.js';
-import { subsampleSet } from '../data/subsample.js';
 import type { ImageSet } from '../data/types.js';
+import { loadRunSplit } from '../train/data.js';
 import type { RunConfig } from '../train/run.js';
 import { readImageFile } from './images.js';
 import type { ImageSpec } from './stages.js';
@@ -22,7 +21,7 @@ export interface InputImages {
 export interface ReadInputsOptions {
   /** The images the model codes. */
   image: ImageSpec;
-  /** The run whose data preparation a dataset spec follows (the last stage of a pipeline). */
+  /** The run whose data preparation a dataset spec follows (the last stage of a pipeline): its bits, size, subsampling. */
   config: RunConfig;
   split?: 'test' | 'train';
   /** At most this many images from each dataset spec (default: the whole split). */
@@ -41,24 +40,12 @@ function uniqueName(raw: string, used: Set<string>): string {
   return name;
 }
 
-/** A split of a dataset as the run read it; values at the run's bits. */
+/** A split of a dataset as the run read it (train/data.ts loadRunSplit); values at the run's bits. */
 async function readSpec(spec: string, o: ReadInputsOptions): Promise<ImageSet> {
-  const cfg = o.config;
-  const split = o.split ?? 'test';
-  const d = await loadDataset(spec, {
-    bits: cfg.dataBits,
-    ...(cfg.size ? { size: cfg.size } : {}),
-    ...(o.cacheDir ? { cacheDir: o.cacheDir } : {}),
-    ...(o.onProgress ? { onProgress: o.onProgress } : {}),
-  });
-  const raw = d[split];
-  if (raw.h % cfg.subsample || raw.w % cfg.subsample) throw new DataError(`${spec} has ${raw.h}×${raw.w} images, not divisible by the run's subsample ${cfg.subsample}`);
-  const set = subsampleSet(raw, cfg.subsample);
+  const { set } = await loadRunSplit(o.config, { data: spec, split: o.split ?? 'test', cacheDir: o.cacheDir, onProgress: o.onProgress });
   const { height, width, channels, bits } = o.image;
-  if (set.h !== height || set.w !== width || set.c !== channels) {
-    throw new DataError(`${spec} (${split}) has ${set.h}×${set.w}×${set.c} images${cfg.subsample > 1 ? ` after subsampling by ${cfg.subsample}` : ''}; the model codes ${height}×${width}×${channels}`);
-  }
-  if (d.bits !== bits) throw new DataError(`${spec} was read at ${d.bits} bits; the model codes ${bits}-bit values`);
+  if (set.h !== height || set.w !== width || set.c !== channels) throw new DataError(`${spec} has ${set.h}×${set.w}×${set.c} images; the model codes ${height}×${width}×${channels}`);
+  if (o.config.dataBits !== bits) throw new DataError(`the run reads ${spec} at ${o.config.dataBits} bits; the model codes ${bits}-bit values`);
   const n = Math.min(set.n, o.limit ?? set.n);
   const size = height * width * channels;
   return { ...set, n, data: set.data.subarray(0, n * size) };

@@ -237,7 +237,7 @@ describe('inputs', () => {
     fs.writeFileSync(path.join(dir, 'broken.png'), 'not a png');
     await expect(readImageFile(path.join(dir, 'broken.png'), image)).rejects.toThrow(/broken\.png is not a readable PNG/);
     await expect(readInputs(['no-such-dataset-kind'], { image, config })).rejects.toThrow(/unknown dataset spec "no-such-dataset-kind"/);
-    await expect(readInputs([f.rgb], { image, config, cacheDir: f.cacheDir })).rejects.toThrow(/has 8×8×3 images; the model codes 8×8×1/);
+    await expect(readInputs([f.rgb], { image, config, cacheDir: f.cacheDir })).rejects.toThrow(/has images 8×8×3.*the model expects 8×8×1/);
   });
 });
 
