@@ -10,7 +10,7 @@ import { ArgError, FormatError } from '../errors.js';
 import * as torch from '../torch/index.js';
 import { subsampleSet } from '../data/subsample.js';
 import type { ImageSet } from '../data/types.js';
-import { decodeContainer, encodeContainer, imageName, type ContainerSizes, type Header, type ImageRecord } from './container.js';
+import { compactNames, decodeContainer, encodeContainer, imageName, type ContainerSizes, type Header, type ImageRecord } from './container.js';
 import { pixelHash, pixelsHash } from './hash.js';
 import { modelBits, quantize, QUANTIZER_ID } from './quantize.js';
 import { findSymbol, RangeDecoder, RangeEncoder } from './rangecoder.js';
@@ -242,7 +242,7 @@ export async function compressImages(src: ModelSource | CodecModels, set: ImageS
         stages: models.stages.map((s) => stageEntry(s, batch)),
         count: set.n,
         pixels: pixelsHash(set.data.subarray(0, set.n * size)),
-        names,
+        names: compactNames(names),
         source: o.source ?? '',
       };
       const { bytes, sizes } = encodeContainer({ header, records });

@@ -20,6 +20,10 @@ export const HASH_BYTES = 4;
 /** Image names become file names: no path separators, no leading dot. */
 export const SAFE_NAME = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,199}$/;
 
+/** Names that are a prefix and the image's index, zero-padded: image i is `${prefix}${i padded to digits}`. */
+export const NameRule = z.object({ prefix: z.string().regex(/^([A-Za-z0-9_][A-Za-z0-9._-]{0,99})?$/), digits: z.number().int().min(1).max(12) }).strict();
+export type NameRule = z.infer<typeof NameRule>;
+
 const hex64 = z.string().regex(/^[0-9a-f]{64}$/);
 
 export const StageEntry = z
@@ -49,13 +53,14 @@ export const Header = z
     stages: z.array(StageEntry).min(1),
     count: z.number().int().min(0),
     pixels: hex64, // sha256 over all images' pixels, in order (each image's H·W·C values)
-    names: z.array(z.string().regex(SAFE_NAME)).nullable(), // null: image-000000, image-000001, ...
+    // a list, a rule (prefix + zero-padded index), or null: image-000000, image-000001, ...
+    names: z.union([z.array(z.string().regex(SAFE_NAME)), NameRule]).nullable(),
     source: z.string(),
   })
   .strict()
   .superRefine((h, ctx) => {
-    if (h.names && h.names.length !== h.count) ctx.addIssue({ code: 'custom', message: `${h.names.length} names for ${h.count} images` });
-    if (h.names && new Set(h.names).size !== h.names.length) ctx.addIssue({ code: 'custom', message: 'image names repeat' });
+    if (Array.isArray(h.names) && h.names.length !== h.count) ctx.addIssue({ code: 'custom', message: `${h.names.length} names for ${h.count} images` });
+    if (Array.isArray(h.names) && new Set(h.names).size !== h.names.length) ctx.addIssue({ code: 'custom', message: 'image names repeat' });
   });
 export type Header = z.infer<typeof Header>;
 
@@ -168,5 +173,20 @@ export function decodeContainer(bytes: Uint8Array, file: string): Container {
 
 /** The name image i is written under. */
 export function imageName(h: Header, i: number): string {
-  return h.names?.[i] ?? `image-${String(i).padStart(6, '0')}`;
+  const n = h.names;
+  if (Array.isArray(n)) return n[i]!;
+  return n ? `${n.prefix}${String(i).padStart(n.digits, '0')}` : `image-${String(i).padStart(6, '0')}`;
+}
+
+/** Names as compact as they can be recorded: null for the default, a rule for prefix + index, else the list. */
+export function compactNames(names: string[] | null): Header['names'] {
+  if (!names) return null;
+  const m = /^(.*?)(0*0)$/.exec(names[0] ?? '');
+  if (m) {
+    const rule = { prefix: m[1]!, digits: m[2]!.length };
+    if (NameRule.safeParse(rule).success && names.every((n, i) => n === `${rule.prefix}${String(i).padStart(rule.digits, '0')}`)) {
+      return rule.prefix === 'image-' && rule.digits === 6 ? null : rule;
+    }
+  }
+  return names;
 }

@@ -4,7 +4,7 @@ export {
   type CodecProgress, type CompressOptions, type CompressResult, type DecompressOptions, type DecompressResult, type ImageCodeStats,
 } from './codec.js';
 export { closeModels, openModels, openModelsFor, CODEC_THREADS, type CodecModels, type CodecStage, type ImageSpec, type ModelSource } from './stages.js';
-export { decodeContainer, encodeContainer, imageName, Header, StageEntry, MAGIC, VERSION, type Container, type ContainerSizes, type ImageRecord } from './container.js';
+export { compactNames, decodeContainer, encodeContainer, imageName, Header, NameRule, StageEntry, MAGIC, VERSION, type Container, type ContainerSizes, type ImageRecord } from './container.js';
 export { RangeEncoder, RangeDecoder, findSymbol, MAX_PRECISION } from './rangecoder.js';
 export { quantize, detExp, QUANTIZER_ID } from './quantize.js';
 export { pixelHash, pixelsHash, probeHash, weightsHash } from './hash.js';

@@ -13,7 +13,7 @@ import { SpnError } from '../../src/errors.js';
 import { loadDataset } from '../../src/data/index.js';
 import type { ImageSet } from '../../src/data/types.js';
 import { subsampleSet } from '../../src/data/subsample.js';
-import { compressImages, decompressBytes, decodeContainer, encodeContainer, readImageFile, readInputs, type CompressResult } from '../../src/codec/index.js';
+import { compactNames, compressImages, decompressBytes, decodeContainer, encodeContainer, readImageFile, readInputs, type CompressResult } from '../../src/codec/index.js';
 import { register as registerCompress } from '../../src/cli/compress.js';
 import { register as registerDecompress } from '../../src/cli/decompress.js';
 import { loadModel } from '../../src/train/checkpoint.js';
@@ -191,6 +191,17 @@ describe('the container refuses', () => {
   });
 });
 
+describe('image names', () => {
+  it('are recorded as compactly as they can be', () => {
+    expect(compactNames(null)).toBe(null);
+    expect(compactNames(['image-000000', 'image-000001'])).toBe(null);
+    expect(compactNames(['test-00000', 'test-00001', 'test-00002'])).toEqual({ prefix: 'test-', digits: 5 });
+    expect(compactNames(['0', '1'])).toEqual({ prefix: '', digits: 1 });
+    expect(compactNames(['test-00000', 'test-00002'])).toEqual(['test-00000', 'test-00002']);
+    expect(compactNames(['a', 'b'])).toEqual(['a', 'b']);
+  });
+});
+
 describe('inputs', () => {
   const image = { height: 8, width: 8, channels: 1, bits: 8 };
   it('reads PNG and JPEG files, folders and dataset specs; refuses what the model cannot represent, naming the file', async () => {
@@ -294,6 +305,7 @@ describe('spn compress / spn decompress', () => {
     const outDir = path.join(f.work, 'pipe-out');
     await cli(cmds, 'decompress', out, '--out', outDir, '--pipeline', pipeline, '--quiet');
     expect(fs.readdirSync(outDir).sort()).toEqual(['test-00000.png', 'test-00001.png', 'test-00002.png']);
+    expect(decodeContainer(fs.readFileSync(out), out).header.names).toEqual({ prefix: 'test-', digits: 5 }); // a rule, not a list
     const back = PNG.sync.read(fs.readFileSync(path.join(outDir, 'test-00002.png')));
     expect(Array.from({ length: 64 }, (_, i) => back.data[i * 4]!)).toEqual(Array.from(gray.data.subarray(128, 192)));
   });
