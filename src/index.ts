@@ -6,6 +6,8 @@
 //   training   train (with onLog/onProgress callbacks), the run folder and its checkpoints
 //   scoring    evaluate (total, per slice, per image through onImages), loadRunSplit
 //   sampling   sample / sampleImages, the incremental decoder, pipelines of upscaling stages
+//   codec      compressImages / decompressBytes: lossless coding with a model (spn compress)
+//   score      scoreImages: per-image bits/dim, the complexity-corrected OOD score (spn score)
 export * as torch from './torch/index.js';
 export { SpnError, ArgError, ConfigError, DataError, FormatError, type SpnErrorCode } from './errors.js';
 
@@ -37,3 +39,7 @@ export { DecodePlan, SliceDecoder } from './spn/decode.js';
 export { sampleStage, stageInputShape, type StageSampleOptions } from './spn/upscale.js';
 export { loadPipeline, samplePipeline, evalPipeline, type Pipeline, type PipelineSamples, type PipelineEvalResult } from './train/pipeline.js';
 export { gridPng, encodePng, tensorToBatch, readPngAsImage, type ImageBatch } from './spn/images.js';
+
+// lossless coding and per-image scores
+export { compressImages, decompressBytes, readInputs, type CompressOptions, type CompressResult, type DecompressOptions, type DecompressResult } from './codec/index.js';
+export { scoreImages, auroc, codeLength, complexityCorrected, type ImageScore, type ScoreOptions, type ScoreResult } from './score/index.js';
