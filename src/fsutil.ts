@@ -73,8 +73,8 @@ function faultFor(file: string): string | null {
   return fault.hits++ < fault.skip ? null : fault.errno;
 }
 
-function fakeErrno(errno: string, syscall: string, file: string): NodeJS.ErrnoException {
-  const err: NodeJS.ErrnoException = new Error(`${errno}: injected write failure, ${syscall} '${file}'`);
+function errnoError(errno: string, message: string, syscall: string, file: string): NodeJS.ErrnoException {
+  const err: NodeJS.ErrnoException = new Error(`${errno}: ${message}, ${syscall} '${file}'`);
   err.code = errno;
   err.syscall = syscall;
   err.path = file;
@@ -90,10 +90,10 @@ function writeAll(fd: number, data: Uint8Array, file: string, at: number | null)
   let done = 0;
   while (done < end) {
     const n = fs.writeSync(fd, data, done, end - done, at === null ? null : at + done);
-    if (n <= 0) throw fakeErrno('EIO', 'write', file);
+    if (n <= 0) throw errnoError('EIO', 'the write made no progress', 'write', file);
     done += n;
   }
-  if (injected) throw fakeErrno(injected, 'write', file);
+  if (injected) throw errnoError(injected, 'injected write failure (test hook)', 'write', file);
 }
 
 const bytesOf = (data: string | Uint8Array): Uint8Array => (typeof data === 'string' ? Buffer.from(data) : data);
@@ -160,7 +160,7 @@ export function stageFile(file: string, data: string | Uint8Array): StagedFile {
         // closing after a failed write can fail too; the temp file goes either way
       }
     }
-    fs.rmSync(tmp, { force: true });
+    removeQuietly(tmp);
     throw toWriteError(file, err);
   }
   let open = true;
@@ -172,7 +172,7 @@ export function stageFile(file: string, data: string | Uint8Array): StagedFile {
       try {
         fs.renameSync(tmp, file);
       } catch (err) {
-        fs.rmSync(tmp, { force: true });
+        removeQuietly(tmp);
         throw toWriteError(file, err);
       }
       syncDir(dir);
@@ -180,9 +180,18 @@ export function stageFile(file: string, data: string | Uint8Array): StagedFile {
     discard() {
       if (!open) return;
       open = false;
-      fs.rmSync(tmp, { force: true });
+      removeQuietly(tmp);
     },
   };
+}
+
+/** Removes a temp file after a failure; a failure to remove it must not hide the first one. */
+function removeQuietly(file: string): void {
+  try {
+    fs.rmSync(file, { force: true });
+  } catch {
+    // the write error is what the user needs to see
+  }
 }
 
 /** Writes `data` to `file` atomically: a temp file in the same folder, fsync, then rename. */

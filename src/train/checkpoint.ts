@@ -77,8 +77,16 @@ export function saveCheckpoint(dir: string, name: string, s: { model: SPN; ema: 
   try {
     sidecar.commit();
   } catch (err) {
-    fs.rmSync(stFile, { force: true }); // no half pair
+    removeQuietly(stFile); // no half pair
     throw err;
+  }
+}
+
+function removeQuietly(file: string): void {
+  try {
+    fs.rmSync(file, { force: true });
+  } catch {
+    // the error being reported matters more
   }
 }
 
@@ -121,16 +129,23 @@ export function listCheckpoints(dir: string): string[] {
  */
 export function pruneCheckpoints(dir: string, keep = 2): void {
   const folder = runFiles(dir).checkpoints;
-  const kept = listCheckpoints(dir).slice(-keep);
+  const all = listCheckpoints(dir);
+  const kept = all.slice(-keep);
   if (!kept.length) return;
   const oldest = kept[0]!;
-  const listed = new Set(listCheckpoints(dir));
+  const listed = new Set(all);
   const pairs = new Set(stepPairs(folder));
   const old = fs.readdirSync(folder)
     .map((f) => /^(step-\d{8})\.(json|safetensors)$/.exec(f))
     .filter((m): m is RegExpExecArray => m !== null && m[1]! < oldest && (listed.has(m[1]!) || !pairs.has(m[1]!)))
     .sort((a, b) => (a[2] === b[2] ? 0 : a[2] === 'json' ? -1 : 1)); // sidecars first: never a "complete" half
-  for (const m of old) fs.rmSync(path.join(folder, m[0]), { force: true });
+  for (const m of old) {
+    try {
+      fs.rmSync(path.join(folder, m[0]), { force: true });
+    } catch {
+      // An old checkpoint that cannot be removed costs space, not the run; the next prune tries again.
+    }
+  }
 }
 
 export interface LoadedCheckpoint {

@@ -516,24 +516,30 @@ describe('compiled CLI', () => {
       const resume = fs.existsSync(runFiles(out).config);
       const child = spn(['train', '--out', out, '--steps', String(steps), ...(resume ? ['--resume'] : firstArgs)]);
       const done = finished(child);
-      // A quarter of the kills at any moment from the start (loading libtorch, validating and
+      // A fifth of the kills at any moment from the start (loading libtorch, validating and
       // resuming); the rest once training runs and has reached the i-th of 20 sorted random
-      // steps, plus a random delay (a step, a checkpoint, an evaluation, a sample being written).
+      // steps: then either after a random delay (a step, a checkpoint, an evaluation, a sample
+      // being written) or at the next change in checkpoints/ (a checkpoint being written).
       let stderr = '';
       child.stderr!.on('data', (d) => (stderr += d));
-      if (rng() < 0.25) {
+      const mode = rng();
+      if (mode < 0.2) {
         await sleep(rng() * 2000);
       } else {
         const delay = rng() * 300;
         const t0 = Date.now();
         while (!(/^model: /m.test(stderr) && newestStep(out) >= targets[i]!) && child.exitCode === null && Date.now() - t0 < 60_000) await sleep(10);
-        await sleep(delay);
+        if (mode < 0.5) {
+          const watcher = fs.watch(runFiles(out).checkpoints, () => child.kill('SIGKILL'));
+          await Promise.race([done, sleep(2000)]);
+          watcher.close();
+        } else {
+          await sleep(delay);
+        }
       }
-      if (child.exitCode === null) {
-        child.kill('SIGKILL');
-        killedLive++;
-      }
+      if (child.exitCode === null) child.kill('SIGKILL');
       const r = await done;
+      if (r.signal === 'SIGKILL') killedLive++;
       history.push(`${i}: ${resume ? 'resume' : 'start'} -> ${r.signal ?? r.code}, newest checkpoint step ${newestStep(out)}`);
       // No error, and no damaged checkpoint: a kill never leaves a pair that fails to validate.
       expect(r.stderr, history.join('\n')).not.toMatch(/internal error|spn: |warning: /);
