@@ -86,6 +86,18 @@ struct Group {
 void Release(Group* g) {
   if (g->destroyed) return;
   g->destroyed = true;
+#if defined(SPN_WITH_CUDA) && (TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4))
+  // From libtorch 2.4 an NCCL backend is shut down (or aborted, when a collective failed) before
+  // it is destroyed; its destructor otherwise warns and cleans up the slow way.
+  if (g->backend == "nccl" && g->pg) {
+    try {
+      if (g->broken.empty() && !g->running) g->pg->shutdown();
+      else g->pg->abort();
+    } catch (const std::exception&) {
+      // the process group goes anyway
+    }
+  }
+#endif
   if (g->running) {
     g->pg.release();  // intentionally leaked (see above)
     g->kv.release();

@@ -181,6 +181,10 @@ export function initProcessGroup(opts: InitOptions): ProcessGroup {
     const localRank = checkInt('initProcessGroup: localRank', opts.localRank ?? 0, 0);
     device = opts.device ?? `cuda:${localRank}`;
     if (!/^cuda:\d+$/.test(device)) throw new ArgError(`initProcessGroup: the nccl backend needs a device 'cuda:N', got '${device}'`);
+    const { cuda, cudaDevices } = native.info();
+    if (!cuda) throw new SpnError('E_DIST', "initProcessGroup: the nccl backend needs a CUDA GPU, and libtorch sees none here (use 'gloo' on CPU)");
+    const index = Number(device.slice(5));
+    if (index >= cudaDevices) throw new ArgError(`initProcessGroup: device '${device}': this machine has ${cudaDevices} CUDA device${cudaDevices === 1 ? '' : 's'} (cuda:0 to cuda:${cudaDevices - 1})`);
   }
   const masterAddr = opts.masterAddr.trim();
   const handle = distCall(() =>

@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SpnError } from '../../src/errors.js';
+import { native } from '../../src/torch/binding.js';
 import * as distributed from '../../src/torch/distributed.js';
 import { fromArray } from '../../src/torch/ops.js';
 
@@ -329,6 +330,10 @@ describe('a one-rank group and argument checks', () => {
     expect(distributed.availableBackends()).toContain('gloo');
     if (!distributed.availableBackends().includes('nccl')) {
       expect(() => distributed.initProcessGroup({ ...ok, backend: 'nccl' })).toThrow(/^initProcessGroup: backend 'nccl' is not available: this build has only 'gloo' \(no 'nccl': libtorch without CUDA\)$/);
+    } else if (!native.info().cuda) {
+      expect(() => distributed.initProcessGroup({ ...ok, backend: 'nccl' })).toThrow(/^initProcessGroup: the nccl backend needs a CUDA GPU, and libtorch sees none here/);
+    } else {
+      expect(() => distributed.initProcessGroup({ ...ok, backend: 'nccl', device: 'cuda:99' })).toThrow(/device 'cuda:99': this machine has \d+ CUDA device/);
     }
   });
 });
