@@ -505,10 +505,10 @@ describe('compiled CLI', () => {
       ctx.skip();
     }
     const steps = 160;
-    const reference = (await train(opts({ steps }))).dir; // default cadences: checkpoints, evaluations and samples must not change the weights
+    const reference = (await train(opts({ steps, set: { 'train.precision': 'fp32' } }))).dir; // default cadences: checkpoints, evaluations and samples must not change the weights
     const out = path.join(work, 'killed');
     const rng = mulberry32(17);
-    const firstArgs = ['--data', spec, '--preset', 'tiny', '--seed', '7', '--set', 'train.checkpointEverySec=0.05', '--set', 'train.evalEverySec=0.4', '--set', 'train.sampleEverySec=0.4'];
+    const firstArgs = ['--data', spec, '--preset', 'tiny', '--seed', '7', '--set', 'train.checkpointEverySec=0.05', '--set', 'train.evalEverySec=0.4', '--set', 'train.sampleEverySec=0.4', '--set', 'train.precision=fp32'];
     const targets = Array.from({ length: 20 }, () => Math.floor(rng() * steps)).sort((a, b) => a - b);
     let killedLive = 0;
     const history: string[] = [];
