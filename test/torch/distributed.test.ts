@@ -13,6 +13,7 @@ import { SpnError } from '../../src/errors.js';
 import { native } from '../../src/torch/binding.js';
 import * as distributed from '../../src/torch/distributed.js';
 import { fromArray } from '../../src/torch/ops.js';
+import { dispose, type Tensor } from '../../src/torch/tensor.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 // The children load the same addon as this process.
@@ -335,6 +336,51 @@ describe('a one-rank group and argument checks', () => {
     } else {
       expect(() => distributed.initProcessGroup({ ...ok, backend: 'nccl', device: 'cuda:99' })).toThrow(/device 'cuda:99': this machine has \d+ CUDA device/);
     }
+  });
+});
+
+describe('nccl', () => {
+  const info = native.info();
+  const WHY = !distributed.availableBackends().includes('nccl')
+    ? `the addon has no nccl backend (libtorch ${info.version} without CUDA)`
+    : `this CUDA build of the addon (libtorch ${info.version}) sees no CUDA device`;
+  const GPU = distributed.availableBackends().includes('nccl') && info.cuda && info.cudaDevices > 0;
+
+  // One GPU allows one NCCL rank (NCCL refuses two ranks on one device), so this checks the
+  // NCCL code path in a one-rank group: CUDA tensors reduced and broadcast in place, through
+  // the in-place, flattened, widened (int16) and non-contiguous paths.
+  it('a one-rank group on cuda:0 reduces, averages and broadcasts CUDA tensors in place', async (ctx) => {
+    ctx.skip(!GPU, WHY);
+    const pg = distributed.initProcessGroup({ backend: 'nccl', rank: 0, worldSize: 1, masterAddr: '127.0.0.1', masterPort: await freePort(), timeoutS: 20 });
+    expect(pg.device).toBe('cuda:0');
+    const device = pg.device;
+    const values = (t: Tensor): number[] => Array.from(t.toFloat32());
+    const make = (): Tensor[] => [
+      fromArray(Float32Array.from([1.5, -2, 3]), [3], { device }),
+      fromArray(Float32Array.from([1, 2, 3, 4, 5, 6]), [2, 3], { device }).transpose(0, 1),
+      fromArray(Float32Array.from([0.5, 8]), [2], { dtype: 'bfloat16', device }),
+      fromArray(Int32Array.from([7, -7]), [2], { dtype: 'int16', device }),
+      fromArray(Float64Array.from([0.25, 2]), [2], { device }),
+      fromArray(BigInt64Array.from([2n ** 40n]), [1], { device }),
+      fromArray(Uint8Array.from([0, 1]), [2], { dtype: 'bool', device }),
+    ];
+    const expected = [[1.5, -2, 3], [1, 4, 2, 5, 3, 6], [0.5, 8], [7, -7], [0.25, 2], [2 ** 40], [0, 1]];
+    const a = make();
+    pg.allReduce(a);
+    expect(a.map(values)).toEqual(expected);
+    const b = make().slice(0, 3);
+    pg.allReduceCoalesced(b, { average: true, bucketBytes: 16 });
+    expect(b.map(values)).toEqual(expected.slice(0, 3));
+    const c = make();
+    pg.broadcast(c, 0);
+    expect(c.map(values)).toEqual(expected);
+    expect(pg.allReduceNumbers([3, -1], 'max')).toEqual([3, -1]);
+    pg.checkSame('config', 'x');
+    pg.barrier();
+    const cpu = fromArray(Float32Array.from([1]), [1]);
+    expect(() => pg.allReduce(cpu)).toThrow(/tensors\[0\] is on 'cpu'; the nccl backend takes CUDA tensors/);
+    pg.destroy();
+    dispose([a, b, c, cpu]);
   });
 });
 
