@@ -16,68 +16,12 @@ import { getPreset, parseModelConfig, type ModelConfig } from '../src/spn/config
 import { SPN } from '../src/spn/model.js';
 import { threadWork, useBf16 } from '../src/train/trainer.js';
 import { checkDevice, emitReport, median, reportHeader, runIfMain, type ReportHeader } from './machine.js';
+import { measureMatmul, spnForwardMacs, sync, trainFlops, type MatmulPeak } from './flops.js';
+
+export { measureMatmul, spnForwardMacs, trainFlops, type MatmulPeak };
 
 export const CPU_PRESETS = ['fmnist-cpu', 'cifar-cpu'] as const;
 export const GPU_PRESETS = ['imagenet32-gpu', 'imagenet64-gpu', 'celebahq256-gpu'] as const;
-
-/**
- * Forward multiply-accumulates of the SPN for one image and one target slice, from the layer
- * shapes. T = (H/S)(W/S) pixels per slice, D width, C channels, V = 2^bits, k kernel, r MLP ratio,
- * L decoder blocks, Lc conditioning blocks, inCh = S²·C + S² (+ S²·C for a depth stage):
- *   conditioning: input conv T·inCh·D·k² + value features (1×1 conv) T·S²·C·2F·D with F =
- *                 valueFreqs + Lc residual blocks of two convs 2·T·D²·k²
- *   decoder input: masked conv A T·D²·k²
- *   per decoder block: masked conv B T·D²·k² + QKV 3·T·D² + scores T²·D + weighted values T²·D
- *                      + output T·D² + MLP 2·r·T·D²
- *   channel head, per sub-pixel (T·C of them): hidden D² + logits D·V
- * Masked convs count all k² taps (they run as dense convs with zeroed weights) and attention the
- * full T×T product (the causal mask is applied after computing every score). Embeddings, norms,
- * softmaxes, the loss and the smooth parts of the head and embedding tables (once per step, not
- * per image) are left out.
- *
- * Training FLOPs per step = 2 FLOPs/MAC × 3 (backward ≈ 2× forward) × batch × forward MACs.
- */
-export function spnForwardMacs(cfg: ModelConfig): number {
-  const { scale: S, channels: C, dim: D, kernel: k, mlpRatio: r, decLayers: L, condLayers: Lc } = cfg;
-  const T = (cfg.height / S) * (cfg.width / S);
-  const V = 2 ** cfg.bits;
-  const inCh = S * S * C + S * S + (cfg.stage === 'depth' ? S * S * C : 0);
-  const k2 = k * k;
-  const cond = T * inCh * D * k2 + T * S * S * C * 2 * cfg.valueFreqs * D + Lc * 2 * T * D * D * k2;
-  const input = T * D * D * k2;
-  const block = T * D * D * k2 + 3 * T * D * D + 2 * T * T * D + T * D * D + 2 * r * T * D * D;
-  const head = T * C * (D * D + D * V);
-  return cond + input + L * block + head;
-}
-
-/** FLOPs of one training step (forward + backward) over `batch` images: 6 × batch × MACs. */
-export const trainFlops = (forwardMacs: number, batch: number): number => 6 * batch * forwardMacs;
-
-export interface MatmulPeak { m: number; k: number; n: number; ms: number; gflops: number; reps: number; dtype?: 'float32' | 'bfloat16' }
-
-function sync(device: string): void {
-  if (device.startsWith('cuda')) torch.cuda.synchronize();
-}
-
-/** GFLOP/s of (m×k)·(k×n) matmuls in dtype: median over reps, each rep timing ≥ targetMs. */
-export function measureMatmul(m: number, k: number, n: number, device: string, reps: number, targetMs: number, dtype: 'float32' | 'bfloat16' = 'float32'): MatmulPeak {
-  return torch.tidy(() => {
-    const a = torch.randn([m, k], { device }).to(dtype);
-    const b = torch.randn([k, n], { device }).to(dtype);
-    const once = () => torch.mm(a, b).dispose();
-    const timeIt = (iters: number) => {
-      sync(device);
-      const t0 = performance.now();
-      for (let i = 0; i < iters; i++) once();
-      sync(device);
-      return performance.now() - t0;
-    };
-    const first = timeIt(1);
-    const iters = Math.max(1, Math.ceil(targetMs / Math.max(first, 1e-3)));
-    const ms = median(Array.from({ length: reps }, () => timeIt(iters) / iters));
-    return { m, k, n, ms, gflops: (2 * m * k * n) / (ms * 1e6), reps, dtype };
-  });
-}
 
 export interface PresetThroughput {
   preset: string;

@@ -1,7 +1,8 @@
 // Builds native/build/spn_torch.node with g++ against the libtorch that findLibtorch() picks.
 // Offline by construction: N-API headers come from the node-api-headers package and the C++
 // wrapper from node-addon-api; nothing is downloaded. Node's symbols resolve at load time.
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import * as os from 'node:os';
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
@@ -13,8 +14,20 @@ const require = createRequire(import.meta.url);
 // dist.cc: c10d (TCPStore, ProcessGroupGloo/NCCL), see the Gloo headers below.
 const sources = ['spn_torch.cc', 'bench_block.cc', 'dist.cc'];
 
-/** Builds into `outDir` (default native/build); a second build dir lets two libtorchs sit side by side. */
-export function build({ quiet = false, outDir = path.join(here, 'build') } = {}) {
+/** Runs g++ and resolves when it exits (its output goes to this process's stderr). */
+function gxx(args) {
+  return new Promise((resolve, reject) => {
+    const child = execFile('g++', args, { maxBuffer: 64 * 1024 * 1024 }, (err) => (err ? reject(new Error(`g++ failed: ${args.at(-3)}`)) : resolve()));
+    child.stdout.pipe(process.stderr);
+    child.stderr.pipe(process.stderr);
+  });
+}
+
+/**
+ * Builds into `outDir` (default native/build); a second build dir lets two libtorchs sit side by
+ * side. The translation units compile in parallel, as many at a time as there are cores.
+ */
+export async function build({ quiet = false, outDir = path.join(here, 'build') } = {}) {
   const { found, tried } = findLibtorch();
   if (!found) {
     throw new Error(`spn: no libtorch found. Looked at:\n  ${tried.join('\n  ')}\n${FIX_HINT}`);
@@ -40,15 +53,14 @@ export function build({ quiet = false, outDir = path.join(here, 'build') } = {})
     defines.push('-DSPN_NO_GLOO');
     log("spn: no Gloo headers (gloo/config.h; apt-get install libgloo-dev): building without the 'gloo' distributed backend");
   }
-  const objects = [];
-  for (const src of sources) {
-    const obj = path.join(outDir, src.replace(/\.cc$/, '.o'));
-    const args = ['-std=c++17', '-O2', '-fPIC', '-fvisibility=hidden', '-Wno-deprecated-declarations',
-      ...defines, ...includes, '-c', path.join(here, src), '-o', obj];
-    log(`  g++ ${src}`);
-    execFileSync('g++', args, { stdio: ['ignore', 'inherit', 'inherit'] });
-    objects.push(obj);
-  }
+  const objects = sources.map((src) => path.join(outDir, src.replace(/\.cc$/, '.o')));
+  const queue = sources.map((src, i) => ['-std=c++17', '-O2', '-fPIC', '-fvisibility=hidden', '-Wno-deprecated-declarations',
+    ...defines, ...includes, '-c', path.join(here, src), '-o', objects[i]]);
+  log(`  g++ ${sources.join(' ')}`);
+  const worker = async () => {
+    for (let args = queue.shift(); args; args = queue.shift()) await gxx(args);
+  };
+  await Promise.all(Array.from({ length: Math.min(sources.length, os.availableParallelism()) }, worker));
   const target = path.join(outDir, 'spn_torch.node');
   const tmp = `${target}.tmp`;
   // --no-as-needed: libtorch registers its operators in static initialisers; a library the
@@ -62,12 +74,10 @@ export function build({ quiet = false, outDir = path.join(here, 'build') } = {})
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  try {
-    // node native/build.mjs [--out DIR]
-    const at = process.argv.indexOf('--out');
-    build(at > 0 && process.argv[at + 1] ? { outDir: path.resolve(process.argv[at + 1]) } : {});
-  } catch (err) {
+  // node native/build.mjs [--out DIR]
+  const at = process.argv.indexOf('--out');
+  build(at > 0 && process.argv[at + 1] ? { outDir: path.resolve(process.argv[at + 1]) } : {}).catch((err) => {
     process.stderr.write(`${err.message}\n`);
     process.exit(1);
-  }
+  });
 }

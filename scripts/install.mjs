@@ -16,6 +16,7 @@ const SYSTEM_PACKAGES = [
   ['libtorch-dev', null], // checked through findLibtorch()
   ['libopenblas0-pthread', '/usr/lib/x86_64-linux-gnu/openblas-pthread'],
   ['dataset-fashion-mnist', '/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz'],
+  ['libgloo-dev', '/usr/include/gloo/config.h'], // the 'gloo' backend of distributed training (native/dist.cc)
 ];
 
 function canApt() {
@@ -41,8 +42,9 @@ function upToDate(target) {
 async function main() {
   let { found } = findLibtorch();
   const missing = SYSTEM_PACKAGES.filter(([pkg, probe]) => (pkg === 'libtorch-dev' ? !found : !fs.existsSync(probe))).map(([pkg]) => pkg);
-  // A PyTorch install (LIBTORCH / python3) needs none of Debian's packages but the dataset.
-  const wanted = found && found.source !== 'debian' ? missing.filter((p) => p === 'dataset-fashion-mnist') : missing;
+  // A PyTorch install (LIBTORCH / python3) needs none of Debian's packages but the dataset and
+  // Gloo's headers (the wheel has Gloo's library, not its headers).
+  const wanted = found && found.source !== 'debian' ? missing.filter((p) => p === 'dataset-fashion-mnist' || p === 'libgloo-dev') : missing;
   if (wanted.length && canApt()) {
     aptInstall(wanted);
     found = findLibtorch().found;
@@ -62,7 +64,7 @@ async function main() {
     return;
   }
   const { build } = await import('../native/build.mjs');
-  build();
+  await build();
 }
 
 main().catch((err) => {

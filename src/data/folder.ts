@@ -5,7 +5,7 @@
 // share one size; with it each is center-cropped to a square and area-averaged to size×size.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import sharp, { type OutputInfo } from 'sharp';
+import type { OutputInfo } from 'sharp';
 import { DataError } from '../errors.js';
 import { requireDir } from './files.js';
 import { cropResize } from './resize.js';
@@ -39,6 +39,8 @@ interface Decoded {
 
 async function decode(file: string, size: number | undefined): Promise<Decoded> {
   let raw: { data: Buffer; info: OutputInfo };
+  // loaded on first use: a folder dataset needs libvips, the other formats do not
+  const sharp = (await import('sharp')).default;
   try {
     const img = sharp(file);
     // sharp outputs sRGB unless told otherwise; keep gray sources gray.
