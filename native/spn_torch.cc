@@ -101,11 +101,22 @@ static Napi::Value OpSchema(const Napi::CallbackInfo& info) {
 
 // --- JS value -> IValue, driven by the schema's argument type ---------------------------------
 
-static int64_t ToInt(Napi::Value v, const std::string& what) {
+// Names the argument in an error message. Built only when there is an error: composing it for
+// every argument of every call measurably slowed small ops.
+struct Where {
+  const char* plain = nullptr;
+  const c10::FunctionSchema* schema = nullptr;
+  const c10::Argument* arg = nullptr;
+  Where(const char* p) : plain(p) {}  // NOLINT: implicit from a literal on purpose
+  Where(const c10::FunctionSchema& s, const c10::Argument& a) : schema(&s), arg(&a) {}
+  std::string str() const { return plain ? std::string(plain) : schema->name() + " argument '" + arg->name() + "'"; }
+};
+
+static int64_t ToInt(Napi::Value v, const Where& what) {
   if (v.IsNumber()) {
     double d = v.As<Napi::Number>().DoubleValue();
     if (d != static_cast<double>(static_cast<int64_t>(d)))
-      throw Napi::TypeError::New(v.Env(), what + ": expected an integer, got " + std::to_string(d));
+      throw Napi::TypeError::New(v.Env(), what.str() + ": expected an integer, got " + std::to_string(d));
     return static_cast<int64_t>(d);
   }
   if (v.IsBigInt()) {
@@ -113,16 +124,16 @@ static int64_t ToInt(Napi::Value v, const std::string& what) {
     return v.As<Napi::BigInt>().Int64Value(&lossless);
   }
   if (v.IsBoolean()) return v.As<Napi::Boolean>().Value() ? 1 : 0;
-  throw Napi::TypeError::New(v.Env(), what + ": expected an integer");
+  throw Napi::TypeError::New(v.Env(), what.str() + ": expected an integer");
 }
 
-static double ToDouble(Napi::Value v, const std::string& what) {
+static double ToDouble(Napi::Value v, const Where& what) {
   if (v.IsNumber()) return v.As<Napi::Number>().DoubleValue();
-  throw Napi::TypeError::New(v.Env(), what + ": expected a number");
+  throw Napi::TypeError::New(v.Env(), what.str() + ": expected a number");
 }
 
 static c10::IValue ToIValue(Napi::Value v, const c10::TypePtr& type, const c10::Argument& arg,
-                            const std::string& what) {
+                            const Where& what) {
   Napi::Env env = v.Env();
   switch (type->kind()) {
     case c10::TypeKind::OptionalType:
@@ -139,7 +150,7 @@ static c10::IValue ToIValue(Napi::Value v, const c10::TypePtr& type, const c10::
     case c10::TypeKind::FloatType:
       return ToDouble(v, what);
     case c10::TypeKind::BoolType:
-      if (!v.IsBoolean()) throw Napi::TypeError::New(env, what + ": expected a boolean");
+      if (!v.IsBoolean()) throw Napi::TypeError::New(env, what.str() + ": expected a boolean");
       return v.As<Napi::Boolean>().Value();
     case c10::TypeKind::NumberType:  // at::Scalar: integers stay integers, so int tensors stay int
       if (v.IsBoolean()) return v.As<Napi::Boolean>().Value();
@@ -149,16 +160,16 @@ static c10::IValue ToIValue(Napi::Value v, const c10::TypePtr& type, const c10::
           return static_cast<int64_t>(d);
         return d;
       }
-      throw Napi::TypeError::New(env, what + ": expected a number");
+      throw Napi::TypeError::New(env, what.str() + ": expected a number");
     case c10::TypeKind::StringType:
-      if (!v.IsString()) throw Napi::TypeError::New(env, what + ": expected a string");
+      if (!v.IsString()) throw Napi::TypeError::New(env, what.str() + ": expected a string");
       return v.As<Napi::String>().Utf8Value();
     case c10::TypeKind::DeviceObjType:
-      if (!v.IsString()) throw Napi::TypeError::New(env, what + ": expected a device string");
+      if (!v.IsString()) throw Napi::TypeError::New(env, what.str() + ": expected a device string");
       return c10::Device(v.As<Napi::String>().Utf8Value());
     case c10::TypeKind::GeneratorType:
       if (v.IsNull() || v.IsUndefined()) return c10::IValue();
-      throw Napi::TypeError::New(env, what + ": generators are not supported; use manualSeed");
+      throw Napi::TypeError::New(env, what.str() + ": generators are not supported; use manualSeed");
     case c10::TypeKind::ListType: {
       auto elem = type->cast<c10::ListType>()->getElementType();
       auto kind = elem->kind();
@@ -168,12 +179,12 @@ static c10::IValue ToIValue(Napi::Value v, const c10::TypePtr& type, const c10::
           out.assign(arg.N() ? static_cast<size_t>(*arg.N()) : 1, ToInt(v, what));
           return out;
         }
-        if (!v.IsArray()) throw Napi::TypeError::New(env, what + ": expected an array of integers");
+        if (!v.IsArray()) throw Napi::TypeError::New(env, what.str() + ": expected an array of integers");
         auto a = v.As<Napi::Array>();
         for (uint32_t i = 0; i < a.Length(); i++) out.push_back(ToInt(a.Get(i), what));
         return out;
       }
-      if (!v.IsArray()) throw Napi::TypeError::New(env, what + ": expected an array");
+      if (!v.IsArray()) throw Napi::TypeError::New(env, what.str() + ": expected an array");
       auto a = v.As<Napi::Array>();
       if (kind == c10::TypeKind::FloatType) {
         std::vector<double> out;
@@ -199,10 +210,10 @@ static c10::IValue ToIValue(Napi::Value v, const c10::TypePtr& type, const c10::
         }
         return out;
       }
-      throw Napi::TypeError::New(env, what + ": unsupported list type " + type->str());
+      throw Napi::TypeError::New(env, what.str() + ": unsupported list type " + type->str());
     }
     default:
-      throw Napi::TypeError::New(env, what + ": unsupported argument type " + type->str());
+      throw Napi::TypeError::New(env, what.str() + ": unsupported argument type " + type->str());
   }
 }
 
@@ -266,7 +277,7 @@ static Napi::Value OpCall(const Napi::CallbackInfo& info) {
       }
       throw Napi::TypeError::New(env, schema.name() + ": missing argument '" + arg.name() + "'");
     }
-    stack.push_back(ToIValue(v, arg.type(), arg, schema.name() + " argument '" + arg.name() + "'"));
+    stack.push_back(ToIValue(v, arg.type(), arg, Where(schema, arg)));
   }
   op.callBoxed(&stack);
   if (stack.size() == 1) return FromIValue(env, stack[0]);

@@ -15,6 +15,9 @@ import type { Tensor } from '../torch/index.js';
 import type { Linear } from '../torch/nn/index.js';
 import type { MaskedConv2d, SPN, SliceBatch } from './model.js';
 
+/** Whether this libtorch has the fused attention kernel (PyTorch 2.x): the decoder then uses it. */
+const FUSED_ATTENTION = torch.hasOp('aten::scaled_dot_product_attention');
+
 /** y = x·W + b as one addmm on a contiguous (in, out) matrix W. */
 class Dense {
   private constructor(readonly w: Tensor, readonly b: Tensor | null) {}
@@ -206,10 +209,19 @@ export class SliceDecoder {
         const kv = this.kv[i]!;
         kv.select(1, t).copy_(qkv.narrow(1, D, 2 * D).view([B, 2, H, -1]));
         const past = kv.narrow(1, 0, t + 1); // (B, L, 2, H, hd)
-        // one query: multiply-and-sum beats B·H tiny GEMMs (measured ~3× on these shapes)
-        const scores = past.select(2, 0).mul(qkv.narrow(1, 0, D).view([B, 1, H, -1])).sum(-1); // (B, L, H)
-        const y = past.select(2, 1).mul(torch.softmax(scores, 1).unsqueeze(-1)).sum(1); // (B, H, hd)
-        return p.attnProj.apply(y.view([B, D]));
+        let y: Tensor; // (B, H, hd)
+        if (FUSED_ATTENTION) {
+          // libtorch's fused kernel on one query: 84 against 156 µs for the multiply-and-sum below
+          // (B 16, H 4, hd 24, libtorch 2.11, one thread)
+          const k = past.select(2, 0).permute([0, 2, 1, 3]); // (B, H, L, hd)
+          const v = past.select(2, 1).permute([0, 2, 1, 3]);
+          y = torch.scaledDotProductAttention(qkv.narrow(1, 0, D).view([B, H, 1, -1]), k, v, { scale: 1 });
+        } else {
+          // one query: multiply-and-sum beats B·H tiny GEMMs (measured ~3× on these shapes)
+          const scores = past.select(2, 0).mul(qkv.narrow(1, 0, D).view([B, 1, H, -1])).sum(-1); // (B, L, H)
+          y = past.select(2, 1).mul(torch.softmax(scores, 1).unsqueeze(-1)).sum(1);
+        }
+        return p.attnProj.apply(y.reshape([B, D]));
       },
       mlp: (n) => p.proj.apply(torch.gelu(p.fc.apply(n))),
     });

@@ -239,17 +239,27 @@ export const crossEntropy = (logits: Tensor, target: Tensor, reduction: keyof ty
 /** Samples `n` indices per row from (unnormalised) probabilities (N, C). */
 export const multinomial = (probs: Tensor, n = 1, replacement = false): Tensor => t1('aten::multinomial', [probs, n, replacement]);
 
+export interface SdpaOptions {
+  /** Additive (float, broadcast to (B, H, Tq, Tk)) or boolean (true = attend). */
+  mask?: Tensor | null;
+  /** Query i attends to keys up to tk - tq + i (the end of the keys: a decoder's cache). */
+  causal?: boolean;
+  /** Multiplies q·k; default 1/sqrt(head dim). */
+  scale?: number;
+}
+
 /**
  * Scaled dot-product attention over (B, H, T, hd) tensors. `mask` is additive (float, broadcast
  * to (B, H, Tq, Tk)) or boolean (true = attend). Uses libtorch's fused kernel where it exists
  * (PyTorch 2.x); elsewhere the same math composed from matmul and softmax.
  */
-export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, o: { mask?: Tensor | null; causal?: boolean } = {}): Tensor {
+export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, o: SdpaOptions = {}): Tensor {
   if (!hasOp('aten::scaled_dot_product_attention')) return sdpaComposed(q, k, v, o);
   const tq = q.size(-2);
   const tk = k.size(-2);
+  // `scale` (libtorch >= 2.1) defaults to 1/sqrt(head dim), as in the composed math
   if (!o.causal || (tq === tk && !o.mask)) {
-    return t1('aten::scaled_dot_product_attention', [q, k, v, o.mask ?? null, 0.0, o.causal ?? false]);
+    return t1('aten::scaled_dot_product_attention', [q, k, v, o.mask ?? null, 0.0, o.causal ?? false, o.scale ?? null]);
   }
   // libtorch's is_causal aligns the causal mask to the top left (query i sees keys 0..i) and
   // does not promise how it combines with attn_mask; sdpaComposed aligns it to the end of the
@@ -270,16 +280,16 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, o: { 
     cut.dispose();
   }
   future.dispose();
-  const out = t1('aten::scaled_dot_product_attention', [q, k, v, mask, 0.0, false]);
+  const out = t1('aten::scaled_dot_product_attention', [q, k, v, mask, 0.0, false, o.scale ?? null]);
   mask.dispose();
   return out;
 }
 
-export function sdpaComposed(q: Tensor, k: Tensor, v: Tensor, o: { mask?: Tensor | null; causal?: boolean } = {}): Tensor {
+export function sdpaComposed(q: Tensor, k: Tensor, v: Tensor, o: SdpaOptions = {}): Tensor {
   const hd = q.size(-1);
   const tq = q.size(-2);
   const tk = k.size(-2);
-  const scores = mul(matmul(q, transpose(k, -2, -1)), 1 / Math.sqrt(hd)); // (B, H, Tq, Tk)
+  const scores = mul(matmul(q, transpose(k, -2, -1)), o.scale ?? 1 / Math.sqrt(hd)); // (B, H, Tq, Tk)
   let s = scores;
   if (o.causal) {
     // Query i sits at absolute position tk - tq + i (matters when decoding with a cache).
