@@ -63,6 +63,20 @@ export function port(flag = '--port'): Parser<number> {
   };
 }
 
+/** A TCP port to connect to or listen on, 1 to 65535. */
+export function tcpPort(flag: string): Parser<number> {
+  return intIn(flag, 1, 65535, 'a TCP port, 1 to 65535');
+}
+
+/** A host name or an IP address (no spaces). */
+export function host(flag: string): Parser<string> {
+  return (v: string): string => {
+    const h = v.trim();
+    if (!h || /\s/.test(h)) throw new ArgError(`${flag} ${JSON.stringify(v)}: expected a host name or an IP address`);
+    return h;
+  };
+}
+
 /** What a model command works on: one run folder or checkpoint, or a pipeline file. */
 export type ModelTarget = { target: string } | { pipeline: string };
 

@@ -2,10 +2,12 @@
 // every check of the flags (all before anything is written); the work is the trainer, loaded by
 // train.run.ts only when the command runs (see main.ts).
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import type { Command } from 'commander';
 import { ArgError } from '../errors.js';
+import { planLaunch, type LaunchFlags, type LaunchPlan } from '../train/launch.js';
 import type { TrainOptions } from '../train/trainer.js';
-import { choice, defaultRunDir, device, DEVICE_HELP, intRange, nonNegativeInt, positiveInt, positiveNum } from './options.js';
+import { choice, defaultRunDir, device, DEVICE_HELP, host, intRange, nonNegativeInt, positiveInt, positiveNum, tcpPort } from './options.js';
 
 type SetValue = number | string | boolean;
 const STAGES = ['full', 'size', 'depth'] as const;
@@ -32,10 +34,16 @@ export interface TrainFlags {
   set?: Record<string, SetValue>;
   threads?: number;
   quiet?: boolean;
+  nproc?: number;
+  nnodes?: number;
+  nodeRank?: number;
+  masterAddr?: string;
+  masterPort?: number;
+  distTimeout?: number;
 }
 
 /** What a resumed run takes from the command line; it keeps its saved settings for the rest. */
-const RESUME_FLAGS = new Set(['out', 'resume', 'steps', 'minutes', 'threads', 'quiet', 'device']);
+const RESUME_FLAGS = new Set(['out', 'resume', 'steps', 'minutes', 'threads', 'quiet', 'device', 'nproc', 'nnodes', 'nodeRank', 'masterAddr', 'masterPort', 'distTimeout']);
 
 /** --set key=value, repeatable; numbers and booleans are parsed, the rest stays a string. */
 function collectSet(pair: string, acc: Record<string, SetValue> | undefined): Record<string, SetValue> {
@@ -70,7 +78,7 @@ export function trainOptions(f: TrainFlags, cmd: Command): TrainOptions {
     const ignored = given.filter((g) => !RESUME_FLAGS.has(g.key)).map((g) => g.flag);
     if (ignored.length) {
       throw new ArgError(
-        `--resume continues ${f.out} with its saved settings; it takes only --steps, --minutes, --device, --threads and --quiet, ` +
+        `--resume continues ${f.out} with its saved settings; it takes only --steps, --minutes, --device, --threads, --quiet and the launch options (--nproc, --nnodes, --node-rank, --master-addr, --master-port, --dist-timeout), ` +
           `and would ignore ${ignored.join(', ')}. To train with other settings from its weights, start a new run: --init-from ${f.out} --out <new folder>`,
       );
     }
@@ -83,7 +91,7 @@ export function trainOptions(f: TrainFlags, cmd: Command): TrainOptions {
   }
   if (f.stage !== 'depth' && f.givenBits !== undefined) throw new ArgError(`--given-bits ${f.givenBits}: only a depth stage (--stage depth) is given high bits`);
   const out = f.out ?? defaultRunDir('run');
-  const run = { out, minutes: f.minutes, steps: f.steps, device: f.device, threads: f.threads, quiet: f.quiet === true };
+  const run = { out, minutes: f.minutes, steps: f.steps, device: f.device, threads: f.threads, quiet: f.quiet === true, distTimeoutS: f.distTimeout };
   // A resumed run keeps its saved settings (its device too, unless --device is given): train()
   // is given none of commander's defaults.
   if (f.resume) return { ...run, device: isGiven('device') ? f.device : undefined, resume: true };
@@ -93,6 +101,12 @@ export function trainOptions(f: TrainFlags, cmd: Command): TrainOptions {
     bits: f.bits, givenBits: f.givenBits, scale: f.scale, subsample: f.subsample, size: f.size,
     batchSize: f.batchSize, lr: f.lr, set: f.set,
   };
+}
+
+/** How `spn train` runs with these flags: alone, as a worker of a job, or launching workers (train/launch.ts). */
+export function trainLaunch(f: TrainFlags): LaunchPlan {
+  const flags: LaunchFlags = { nproc: f.nproc, nnodes: f.nnodes, nodeRank: f.nodeRank, masterAddr: f.masterAddr, masterPort: f.masterPort };
+  return planLaunch(flags, { device: f.device, cores: os.availableParallelism() });
 }
 
 export function register(program: Command): void {
@@ -119,9 +133,16 @@ export function register(program: Command): void {
     .option('--set <key=value>', 'override a preset setting, e.g. model.dim=96 or train.emaDecay=0.999 (repeatable)', collectSet)
     .option('--threads <n>', 'libtorch CPU threads (default: SPN_THREADS, else 1 in fp32 and every core with bf16 on a CPU that has it)', positiveInt('--threads'))
     .option('--quiet', 'no progress output')
+    .option('--nproc <n>', 'data-parallel worker processes on this machine, like torchrun --nproc-per-node: each takes batch / world images of every step (default: 1); with --device cuda, one per GPU', positiveInt('--nproc'))
+    .option('--nnodes <n>', 'machines in the job; each runs this command with its own --node-rank (default: 1)', positiveInt('--nnodes'))
+    .option('--node-rank <r>', "this machine's index, 0 to nnodes-1; rank 0 runs on node 0", nonNegativeInt('--node-rank'))
+    .option('--master-addr <host>', 'address of node 0, where rank 0 serves the rendezvous (default with --nproc alone: 127.0.0.1)', host('--master-addr'))
+    .option('--master-port <port>', 'TCP port of the rendezvous on node 0 (default: a free port with --nproc alone, 29500 with --nnodes)', tcpPort('--master-port'))
+    .option('--dist-timeout <s>', 'seconds a rank waits for the others (rendezvous, each collective) before it fails (default: 600)', positiveNum('--dist-timeout'))
     .action(async (flags: TrainFlags, cmd: Command) => {
       const o = trainOptions(flags, cmd);
+      const plan = trainLaunch(flags);
       const { run } = await import('./train.run.js');
-      await run(o);
+      await run(o, plan);
     });
 }

@@ -28,6 +28,11 @@ export interface CheckpointMeta {
   config: RunConfig;
   /** Sum and count of the training losses since the last train record (exact resume of the log). */
   loss_window?: { sum: number; count: number };
+  /**
+   * Processes (data-parallel ranks) that trained up to this checkpoint; absent before it was
+   * recorded (one). A run resumes on any number of ranks: the data position is global.
+   */
+  world_size?: number;
   /** The .safetensors file as written: its sha256 (hex) and size. Absent in checkpoints written before it was recorded. */
   checksum?: { sha256: string; bytes: number };
 }

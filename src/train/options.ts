@@ -2,8 +2,9 @@
 // and the run config they resolve to, for a new run, a resumed run or a fine-tuning run.
 import * as path from 'node:path';
 import { ArgError } from '../errors.js';
-import { getPreset, parseModelConfig, parseTrainConfig, type ModelConfig } from '../spn/config.js';
+import { getPreset, parseModelConfig, parseTrainConfig, type ModelConfig, type TrainConfig } from '../spn/config.js';
 import * as torch from '../torch/index.js';
+import type { Rendezvous } from '../torch/distributed.js';
 import type { RunConfig } from './run.js';
 
 export type SetValue = number | string | boolean;
@@ -35,10 +36,20 @@ export interface TrainOptions {
   /** libtorch CPU threads while training; unset: the policy of torch/threads.ts. */
   threads?: number;
   quiet?: boolean;
+  /**
+   * Data-parallel training: this process's place in the job. Default: read from the torchrun
+   * variables (RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT) when
+   * RANK or WORLD_SIZE is set, else one process (see parallel.ts for what the ranks share).
+   */
+  rendezvous?: Rendezvous;
+  /** Data-parallel training: seconds any rank waits for the others (the rendezvous, each collective). Default 600. */
+  distTimeoutS?: number;
   /** Test hook: stop (as Ctrl-C would) once this step is reached. */
   interruptAtStep?: number;
   /** Called with each logged training record (tests, the demo, API users). */
   onLog?: (record: Record<string, number | string>) => void;
+  /** Called after every optimizer step with its number and the loss of the (global) batch, bits per sub-pixel. */
+  onStep?: (step: number, lossBpd: number) => void;
   /** Progress for a caller that draws its own (the terminal bar is off when this is given). */
   onProgress?: (p: TrainProgress) => void;
 }
@@ -82,6 +93,9 @@ export function validateTrainOptions(o: TrainOptions): void {
   positiveInt('--batch-size', o.batchSize);
   positiveInt('--threads', o.threads);
   if (o.lr !== undefined && !(Number.isFinite(o.lr) && o.lr > 0)) throw new ArgError(`--lr ${o.lr}: expected a positive number`);
+  if (o.distTimeoutS !== undefined && !(Number.isFinite(o.distTimeoutS) && o.distTimeoutS > 0 && o.distTimeoutS <= 86_400)) {
+    throw new ArgError(`--dist-timeout ${o.distTimeoutS}: expected seconds above 0 and at most 86400`);
+  }
   if (o.stage !== undefined && !['full', 'size', 'depth'].includes(o.stage)) throw new ArgError(`--stage ${String(o.stage)}: expected full, size or depth`);
   if (o.resume && o.initFrom) throw new ArgError('--resume continues a run and --init-from starts a new one from another run\'s weights: give one of them');
   for (const k of Object.keys(o.set ?? {})) {
@@ -142,12 +156,7 @@ export function newRunConfig(o: TrainOptions, shape: { h: number; w: number; c: 
       ...(o.scale !== undefined ? { scale: o.scale } : {}),
     });
   }
-  const train = parseTrainConfig({
-    ...preset.train,
-    ...overrides(o, 'train'),
-    ...(o.batchSize !== undefined ? { batchSize: o.batchSize } : {}),
-    ...(o.lr !== undefined ? { lr: o.lr } : {}),
-  });
+  const train = newTrainConfig(o);
   return {
     name: path.basename(path.resolve(o.out)),
     preset: presetName,
@@ -165,6 +174,30 @@ export function newRunConfig(o: TrainOptions, shape: { h: number; w: number; c: 
     created: new Date().toISOString(),
     ...(source ? { initFrom: source.from } : {}),
   };
+}
+
+/** The training settings of a new run: the preset's, with --set train.*, --batch-size and --lr. */
+export function newTrainConfig(o: TrainOptions): TrainConfig {
+  return parseTrainConfig({
+    ...getPreset(o.preset ?? DEFAULT_PRESET).train,
+    ...overrides(o, 'train'),
+    ...(o.batchSize !== undefined ? { batchSize: o.batchSize } : {}),
+    ...(o.lr !== undefined ? { lr: o.lr } : {}),
+  });
+}
+
+/**
+ * A data-parallel run splits each global batch evenly: every rank takes batch / world images.
+ * `what` names where the batch size comes from.
+ */
+export function checkBatchSplit(batchSize: number, worldSize: number, what: string): void {
+  if (batchSize % worldSize !== 0) {
+    const near = [Math.floor(batchSize / worldSize) * worldSize, Math.ceil(batchSize / worldSize) * worldSize].filter((b) => b > 0);
+    throw new ArgError(
+      `${what} ${batchSize} does not split over ${worldSize} ranks: the batch size is the global batch, and each rank takes batch / world images ` +
+        `(a multiple of ${worldSize}, e.g. ${[...new Set(near)].join(' or ')}; or another number of ranks)`,
+    );
+  }
 }
 
 /** The bits of stored values a new run reads (before its data is loaded). */

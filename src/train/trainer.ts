@@ -2,12 +2,13 @@
 // What each of those does is in session.ts; what the options mean is in options.ts.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { WriteError } from '../errors.js';
+import { SpnError, WriteError } from '../errors.js';
 import { writeRemedy } from '../fsutil.js';
 import * as torch from '../torch/index.js';
 import { listCheckpoints } from './checkpoint.js';
 import { createProgress, formatDuration } from './progress.js';
 import { validateTrainOptions, type TrainOptions } from './options.js';
+import { DataParallel, DEFAULT_DIST_TIMEOUT_S, rankThreads } from './parallel.js';
 import { threadWork, TrainingSession, useBf16 } from './session.js';
 import { runFiles, type RunConfig, type RunStatus } from './run.js';
 
@@ -21,32 +22,60 @@ export interface TrainResult {
   lastTestBpd: number | null;
   bestTestBpd: number | null;
   elapsedS: number;
+  /** The sha256 of the final weights (every parameter's bytes): the same on every rank of a data-parallel job. */
+  weightsSha256: string;
+  /** This process's rank and the job's number of processes (0 and 1 for a single process). */
+  rank: number;
+  worldSize: number;
 }
 
 const LOG_EVERY = 10; // steps per train record
 
-/** Trains a model and writes its run folder (docs/run-folder.md). */
+/**
+ * Trains a model and writes its run folder (docs/run-folder.md). With RANK or WORLD_SIZE in the
+ * environment (torchrun, `spn train --nproc`, srun, a PyTorchJob), or o.rendezvous, this process
+ * is one rank of a data-parallel job: every rank runs this same loop on its share of each global
+ * batch, and rank 0 alone writes the run folder and shows progress (parallel.ts).
+ */
 export async function train(o: TrainOptions): Promise<TrainResult> {
   validateTrainOptions(o); // nothing is written before this passes
-  const log = (m: string) => o.quiet || process.stderr.write(m + '\n');
+  const rv = o.rendezvous ?? (torch.distributed.launchedDistributed() ? torch.distributed.envRendezvous() : null);
+  const par = rv ? DataParallel.join(rv, { device: o.device ?? 'cpu', timeoutS: o.distTimeoutS ?? DEFAULT_DIST_TIMEOUT_S }) : null;
+  try {
+    return await trainOn(o, par);
+  } finally {
+    par?.destroy();
+  }
+}
+
+async function trainOn(o: TrainOptions, par: DataParallel | null): Promise<TrainResult> {
+  const root = !par || par.isRoot; // the rank that logs and writes
+  const log = (m: string) => o.quiet || !root || process.stderr.write(m + '\n');
   const warn = (m: string) => process.stderr.write(`warning: ${m}\n`); // even with --quiet: a damaged checkpoint was skipped
   let s: TrainingSession;
   try {
-    s = await TrainingSession.open(o, log, warn);
+    par?.checkOptions(o); // every rank runs the same command
+    s = await TrainingSession.open(o, log, warn, par);
   } catch (err) {
-    throw err instanceof WriteError ? stoppedByWrite(err, path.resolve(o.out), null, { steps: o.steps ?? null, minutes: o.minutes ?? null }) : err;
+    if (err instanceof WriteError) throw stoppedByWrite(err, path.resolve(o.out), null, { steps: o.steps ?? null, minutes: o.minutes ?? null });
+    throw par ? par.explain(err) : err;
   }
   const { cfg } = s;
   if (cfg.train.precision === 'bf16' && !s.bf16) log('precision: bf16 asked for, but this CPU has no native bf16 (AMX or AVX512-BF16): training in fp32');
-  const threads = torch.threadsFor(threadWork(s.bf16, s.onCuda), o.threads);
-  if (!s.onCuda) log(`precision: ${s.bf16 ? 'bf16 autocast' : 'fp32'}, ${threads} CPU thread${threads > 1 ? 's' : ''}`);
+  const work = threadWork(s.bf16, s.onCuda);
+  const threads = torch.threadsFor(work, o.threads ?? torch.envThreads() ?? (par && !s.onCuda ? rankThreads(work, par.localWorldSize) : undefined));
+  if (!s.onCuda) log(`precision: ${s.bf16 ? 'bf16 autocast' : 'fp32'}, ${threads} CPU thread${threads > 1 ? 's' : ''}${par ? ' per rank' : ''}`);
 
   // Ctrl-C or SIGTERM: finish the step, write a checkpoint, stop. A second Ctrl-C quits at once.
-  let interrupted = false;
+  // Data-parallel: rank 0's signal decides, and every rank stops after the same step (the flag
+  // travels with the step's collectives); a second signal within a second of the first (a
+  // launcher passing on the terminal's) counts as the same one.
+  let interruptedAt: number | null = null;
   const onSignal = () => {
-    if (interrupted) process.exit(130);
-    interrupted = true;
-    log('\ninterrupted: writing a checkpoint, then exiting (Ctrl-C again to quit now)');
+    if (interruptedAt !== null && (!par || Date.now() - interruptedAt > 1000)) process.exit(130);
+    if (interruptedAt !== null) return;
+    interruptedAt = Date.now();
+    log(`\ninterrupted: ${par ? 'all ranks stop after this step; rank 0 writes a checkpoint' : 'writing a checkpoint'}, then exiting (Ctrl-C again to quit now)`);
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
@@ -59,36 +88,41 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     return gained > 0 ? ((s.elapsed() - startElapsed) * (1 - s.progress())) / gained : null;
   };
 
-  const bar = createProgress(cfg.name, cfg.steps ?? 1000, { quiet: o.quiet || o.onProgress !== undefined });
+  const bar = createProgress(cfg.name, cfg.steps ?? 1000, { quiet: o.quiet || !root || o.onProgress !== undefined });
   const threadsBefore = torch.getNumThreads();
   torch.setNumThreads(threads);
   let [lastEval, lastCkpt, lastSample] = [s.elapsed(), s.elapsed(), s.elapsed()];
   let windowStart = Date.now();
   let windowSubpixels = 0;
+  let stop = false;
   let state: RunStatus['state'] = 'done';
   let failure: unknown = null;
   try {
     s.writeStatus('running', null);
     s.model.train();
     while (!s.done()) {
-      if (interrupted || (o.interruptAtStep !== undefined && s.step >= o.interruptAtStep)) {
+      if (stop || (o.interruptAtStep !== undefined && s.step >= o.interruptAtStep)) {
         state = 'stopped';
         break;
       }
-      s.trainStep(await s.batches.next());
+      const r = s.trainStep(await s.batches.next(), () => interruptedAt !== null);
+      stop = r.stop;
+      o.onStep?.(s.step, r.loss);
       windowSubpixels += s.subpixelsPerStep;
       if (s.step % LOG_EVERY === 0) {
         const now = Date.now();
-        const rec = s.logTrain(windowSubpixels / ((now - windowStart) / 1000));
+        const rec = s.logTrain(windowSubpixels / ((now - windowStart) / 1000), now - windowStart);
         o.onLog?.(rec);
         bar.update(cfg.steps ? s.step : Math.round(s.progress() * 1000), {
           step: String(s.step), bpd: (rec.loss_bpd as number).toFixed(3), 'test bpd': s.lastTestBpd === null ? '-' : s.lastTestBpd.toFixed(3),
           'subpx/s': `${((rec.subpixels_per_s as number) / 1000).toFixed(1)}k`, ETA: formatDuration(etaS() ?? Infinity),
         });
-        o.onProgress?.({
-          step: s.step, totalSteps: cfg.steps, fraction: s.progress(), lossBpd: rec.loss_bpd as number, testBpd: s.lastTestBpd,
-          subpixelsPerS: rec.subpixels_per_s as number, etaS: etaS(), elapsedS: s.elapsed(),
-        });
+        if (root) {
+          o.onProgress?.({
+            step: s.step, totalSteps: cfg.steps, fraction: s.progress(), lossBpd: rec.loss_bpd as number, testBpd: s.lastTestBpd,
+            subpixelsPerS: rec.subpixels_per_s as number, etaS: etaS(), elapsedS: s.elapsed(),
+          });
+        }
         [windowStart, windowSubpixels] = [now, 0];
         s.writeStatus('running', etaS());
       }
@@ -110,10 +144,10 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     failure = err;
   } finally {
     bar.stop();
-    torch.setNumThreads(threadsBefore);
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
+  let weightsSha256: string;
   try {
     if (failure === null) {
       try {
@@ -126,10 +160,10 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       }
     }
     if (failure !== null) {
-      // A file that could not be written stops the run with one line: the file, what happened,
-      // the last good checkpoint and how to resume. A libtorch error arrives as
+      // A file that could not be written, or a rank that failed, stops the run with one line:
+      // what happened, the last good checkpoint and how to resume. A libtorch error arrives as
       // SpnError('E_NATIVE'); anything else is a bug in this code and travels on as it is.
-      const err = failure instanceof WriteError ? stoppedByWrite(failure, s.dir, s.step, cfg) : failure;
+      const err = stopped(par ? par.explain(failure) : failure, s, cfg);
       try {
         s.writeStatus('failed', null, err instanceof Error ? err.message : String(err));
       } catch {
@@ -137,12 +171,31 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       }
       throw err;
     }
+    weightsSha256 = s.lastWeightsSha256 ?? s.weightsSha256();
   } finally {
+    torch.setNumThreads(threadsBefore); // after the final evaluation and samples, which run on the training's threads
     s.dispose();
   }
   const bpd = (v: number | null) => (v === null ? '-' : v.toFixed(4));
   log(`${state}: step ${s.step}, ${formatDuration(s.elapsed())}, test bpd ${bpd(s.lastTestBpd)} (best ${bpd(s.bestTestBpd)}) -> ${s.dir}`);
-  return { dir: s.dir, step: s.step, state, lastTestBpd: s.lastTestBpd, bestTestBpd: s.bestTestBpd, elapsedS: s.elapsed() };
+  return {
+    dir: s.dir, step: s.step, state, lastTestBpd: s.lastTestBpd, bestTestBpd: s.bestTestBpd, elapsedS: s.elapsed(),
+    weightsSha256, rank: par?.rank ?? 0, worldSize: par?.worldSize ?? 1,
+  };
+}
+
+/**
+ * The error that stopped a run after it opened: a file that could not be written, or (on rank 0
+ * of a data-parallel job) a failed rank, completed with the last good checkpoint and how to
+ * resume; any other error as it is.
+ */
+function stopped(err: unknown, s: TrainingSession, limits: Pick<RunConfig, 'steps' | 'minutes'>): unknown {
+  if (err instanceof WriteError) return stoppedByWrite(err, s.dir, s.step, limits);
+  if (err instanceof SpnError && err.code === 'E_DIST' && s.writes && s.par) {
+    const parts = [err.message, ...resumeParts(s.dir, s.step, limits, 'fix what stopped it', ' (on any number of ranks)')];
+    return new SpnError('E_DIST', parts.join('; '), { cause: err });
+  }
+  return err;
 }
 
 /**
@@ -151,18 +204,24 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
  * it with the limits it ran under. `step` is null when the run stopped while opening.
  */
 function stoppedByWrite(err: WriteError, dir: string, step: number | null, limits: Pick<RunConfig, 'steps' | 'minutes'>): WriteError {
+  const parts = [err.message, ...resumeParts(dir, step, limits, writeRemedy(err))];
+  return new WriteError(err.file, err.errno, parts.join('; '), { cause: err });
+}
+
+/** Where the run stopped, its last good checkpoint and how to resume it (or start it again). */
+function resumeParts(dir: string, step: number | null, limits: Pick<RunConfig, 'steps' | 'minutes'>, remedy: string, how = ''): string[] {
   const hasRun = fs.existsSync(runFiles(dir).config); // a new run that failed to start removed its folder
   const where = step !== null ? `training stopped at step ${step}` : hasRun ? 'the run did not resume' : 'the run did not start';
-  const parts = [err.message, where];
+  const parts = [where];
   if (hasRun) {
     const last = listCheckpoints(dir).at(-1);
     parts.push(last ? `the last good checkpoint is ${last} (step ${Number(last.slice(5))})` : 'it has no checkpoint yet (a resume starts it again from step 0)');
     const flags = [limits.steps !== null ? ` --steps ${limits.steps}` : '', limits.minutes !== null ? ` --minutes ${limits.minutes}` : ''].join('');
-    parts.push(`${writeRemedy(err)}, then resume with: spn train --out ${shellQuote(dir)} --resume${flags}`);
+    parts.push(`${remedy}, then resume with: spn train --out ${shellQuote(dir)} --resume${flags}${how}`);
   } else {
-    parts.push(`${writeRemedy(err)}, then start it again`);
+    parts.push(`${remedy}, then start it again`);
   }
-  return new WriteError(err.file, err.errno, parts.join('; '), { cause: err });
+  return parts;
 }
 
 const shellQuote = (s: string) => (/^[\w/.:@%+=,-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
