@@ -6,17 +6,12 @@
 // m values: the encoder returns the known ones (coding them), the decoder decodes them. Both then
 // feed the same values back, so both run the same operations on the same inputs.
 import * as torch from '../torch/index.js';
-import type { Tensor } from '../torch/index.js';
 import type { DecodePlan } from '../spn/decode.js';
-import type { SPN, SliceBatch } from '../spn/model.js';
-import { sliceView } from '../spn/slices.js';
+import type { SPN } from '../spn/model.js';
+import { evalScope, walkSlices, type WalkPosition } from '../spn/walk.js';
 import { ArgError, SpnError } from '../errors.js';
 
-export interface SubpixelAt {
-  slice: number;
-  pixel: number;
-  channel: number;
-}
+export type SubpixelAt = WalkPosition;
 
 /**
  * logits: (m, V) float32, row-major; returns the m values (0..V-1) of this sub-pixel. The array
@@ -31,20 +26,9 @@ export interface WalkInput {
   canvas: Uint8Array;
   /** Depth stage: the given high bits, (m, H, W, C). */
   given?: Uint8Array;
-  /** First slice to walk (default: the model's first slice) and the most sub-pixels to visit (a probe). */
+  /** First slice to walk (default: the model's first slice) and the most sub-pixels to visit (a probe; rounded up to whole pixels). */
   fromSlice?: number;
   maxSubpixels?: number;
-}
-
-/** Runs fn with the model in eval mode, gradients off, inside one tidy scope (as sample() does). */
-function evalScope<T>(model: SPN, fn: () => T): T {
-  const wasTraining = model.training;
-  model.eval();
-  try {
-    return torch.noGrad(() => torch.tidy(fn));
-  } finally {
-    model.train(wasTraining);
-  }
 }
 
 /** Walks one batch through the stage's slices; returns the final canvas (m, H, W, C) as bytes. */
@@ -59,45 +43,24 @@ export function walkBatch(model: SPN, plan: DecodePlan, input: WalkInput, fn: Su
     throw new ArgError(`walkBatch: a '${model.cfg.stage}' stage ${model.cfg.stage === 'depth' ? 'needs' : 'takes no'} given high bits`);
   }
   return evalScope(model, () => {
-    const { S, T, h, w, V } = model;
+    const V = model.V;
     const shape = [m, H, W, C];
     const canvas = torch.fromArray(input.canvas, shape).to('int64');
     const given = input.given ? torch.fromArray(input.given, shape).to('int64') : undefined;
-    const batch: SliceBatch = { x: canvas, given };
-    let budget = input.maxSubpixels ?? Infinity;
     const values = new BigInt64Array(m);
-    for (let k = input.fromSlice ?? model.firstSlice; k < S * S && budget > 0; k++) {
-      const dec = plan.beginSlice(batch, k); // the context embedding, once per slice
-      const pixels: Tensor[] = []; // (m, C) per pixel, written to the canvas after the slice
-      try {
-        for (let t = 0; t < T && budget > 0; t++) {
-          pixels.push(torch.keep(torch.tidy(() => {
-            dec.beginPixel(t);
-            const vs: Tensor[] = [];
-            for (let c = 0; c < C; c++, budget--) {
-              const logits = dec.channelLogits(c); // (m, V)
-              if (logits.dtype !== 'float32') throw new SpnError('E_ARG', `the codec needs float32 logits, got ${logits.dtype}`);
-              const got = fn(logits.contiguous().data() as Float32Array, { slice: k, pixel: t, channel: c });
-              for (let i = 0; i < m; i++) {
-                const x = got[i]!;
-                if (!Number.isInteger(x) || x < 0 || x >= V) throw new ArgError(`walkBatch: value ${x} for image ${i} is outside 0..${V - 1}`);
-                values[i] = BigInt(x);
-              }
-              const v = torch.fromArray(values, [m]); // (m,) int64
-              dec.setChannel(c, v);
-              vs.push(v);
-            }
-            const px = torch.stack(vs, 1); // (m, C)
-            dec.setPixel(t, px);
-            return px;
-          })));
-        }
-        if (pixels.length === T) torch.tidy(() => sliceView(canvas, S, k).copy_(torch.stack(pixels, 1).view([m, h, w, C])));
-      } finally {
-        dec.dispose();
-        torch.dispose(pixels);
+    walkSlices(model, plan, { x: canvas, given }, {
+      firstSlice: input.fromSlice ?? model.firstSlice,
+      ...(input.maxSubpixels !== undefined ? { maxPixels: Math.ceil(input.maxSubpixels / C) } : {}),
+    }, (logits, at) => {
+      if (logits.dtype !== 'float32') throw new SpnError('E_ARG', `the codec needs float32 logits, got ${logits.dtype}`);
+      const got = fn(logits.contiguous().data() as Float32Array, at);
+      for (let i = 0; i < m; i++) {
+        const x = got[i]!;
+        if (!Number.isInteger(x) || x < 0 || x >= V) throw new ArgError(`walkBatch: value ${x} for image ${i} is outside 0..${V - 1}`);
+        values[i] = BigInt(x);
       }
-    }
+      return torch.fromArray(values, [m]); // (m,) int64
+    });
     return new Uint8Array(canvas.to('uint8').contiguous().data() as Uint8Array);
   });
 }

@@ -16,6 +16,7 @@ import type { Tensor } from '../torch/index.js';
 import type { SPN, SliceBatch } from './model.js';
 import { sliceView } from './slices.js';
 import { DecodePlan } from './decode.js';
+import { evalScope, walkSlices } from './walk.js';
 
 export interface SampleProgress {
   slice: number; // slice index k being generated
@@ -90,17 +91,6 @@ export function pickValue(logits: Tensor, u: Tensor, temperature: number): Tenso
   return torch.clamp(torch.searchsorted(cdf, u), null, V - 1).view([-1]);
 }
 
-/** Runs fn with the model in eval mode (no dropout) and gradients off, restoring the mode. */
-function evalScope<T>(model: SPN, fn: () => T): T {
-  const wasTraining = model.training;
-  model.eval();
-  try {
-    return torch.noGrad(() => torch.tidy(fn));
-  } finally {
-    model.train(wasTraining);
-  }
-}
-
 /**
  * Samples n images with the incremental decoder: (n, H, W, C) int64 in 0..2^bits-1. The
  * returned tensor belongs to the caller (it moves to the caller's tidy scope, if any).
@@ -108,38 +98,14 @@ function evalScope<T>(model: SPN, fn: () => T): T {
 export function sample(model: SPN, opts: SampleOptions): Tensor {
   return evalScope(model, () => {
     const { n, temperature, firstSlice, given, canvas } = prepare(model, opts);
-    const { S, T, h, w } = model;
-    const C = model.cfg.channels;
     if (opts.seed !== undefined) torch.manualSeed(opts.seed);
-    const batch: SliceBatch = { x: canvas, given };
     const plan = new DecodePlan(model); // decoding weights, prepared once
     try {
-      for (let k = firstSlice; k < S * S; k++) {
-        const dec = plan.beginSlice(batch, k); // the context embedding, once per slice
-        const pixels: Tensor[] = []; // (n, C) per pixel, written to the canvas after the slice
-        try {
-          for (let t = 0; t < T; t++) {
-            pixels.push(torch.keep(torch.tidy(() => {
-              dec.beginPixel(t);
-              const vs: Tensor[] = [];
-              for (let c = 0; c < C; c++) {
-                const v = pickValue(dec.channelLogits(c), drawUniform(model, n), temperature); // (n,)
-                dec.setChannel(c, v);
-                vs.push(v);
-              }
-              const values = torch.stack(vs, 1); // (n, C)
-              dec.setPixel(t, values);
-              return values;
-            })));
-            opts.onProgress?.({ slice: k, slices: S * S, pixel: t + 1, pixels: T });
-          }
-          torch.tidy(() => sliceView(canvas, S, k).copy_(torch.stack(pixels, 1).view([n, h, w, C])));
-        } finally {
-          dec.dispose();
-          torch.dispose(pixels);
-        }
-        opts.onSliceDone?.(k, canvas);
-      }
+      walkSlices(model, plan, { x: canvas, given }, {
+        firstSlice,
+        onPixel: (slice, pixel, pixels) => opts.onProgress?.({ slice, slices: model.S * model.S, pixel, pixels }),
+        ...(opts.onSliceDone ? { onSliceDone: opts.onSliceDone } : {}),
+      }, (logits) => pickValue(logits, drawUniform(model, n), temperature));
     } finally {
       plan.dispose();
     }
