@@ -10,8 +10,9 @@ import type { ReportHeader } from './machine.js';
 import type { EngineReport } from './engine.js';
 import type { EfficiencyReport, Measurement } from './efficiency.js';
 import type { ThroughputReport } from './throughput.js';
+import type { DistributedReport } from './distributed.js';
 
-export const BENCHMARK_NAMES = ['engine', 'efficiency', 'throughput', 'sampling', 'bpd'] as const;
+export const BENCHMARK_NAMES = ['engine', 'efficiency', 'throughput', 'distributed', 'sampling', 'bpd'] as const;
 export type BenchmarkName = (typeof BENCHMARK_NAMES)[number];
 
 /** What a benchmark that failed or could not run leaves in its JSON file. */
@@ -213,6 +214,32 @@ function throughputSection(r: ThroughputReport): string {
   ].join('\n');
 }
 
+function distributedSection(r: DistributedReport): string {
+  const pct = (x: number | null) => (x === null ? '–' : `${(100 * x).toFixed(1)}%`);
+  const rows = r.entries.map((e) =>
+    `| ${e.label} | ${e.precision} | ${e.status === 'ok' ? int(e.subpixels_per_s!) : `failed: ${e.reason ?? ''}`} | ${fmt(e.step_ms, 1)} | ${pct(e.comm_share)} |`);
+  const comps = r.comparisons.map((c) =>
+    `| ${c.precision} | ${ratio(c.speedup_2_processes)} | ${pct(c.scaling_efficiency)} | ${ratio(c.processes_over_threads)} | ${c.speedup_2_processes === null ? '–' : c.speedup_2_processes >= 1.8 ? 'met' : 'not met'} |`);
+  return [
+    setupLines(r),
+    `- \`spn train --preset ${r.preset} --data ${r.data}\` itself (global batch ${r.batch}, ${int(r.parameters)} parameters; the preset's precision here: ${r.preset_precision}), stopped by SIGINT after ${r.warmup_records} warm-up and ${r.records} measured train records of 10 steps; no evaluation, samples or checkpoints meanwhile. Sub-pixels/s is global (the whole batch), the median of the measured records.`,
+    `- All-reduced per step: ${int(r.allreduce_bytes_per_step)} bytes (float32 gradients in coalesced buckets, plus the per-step agreement). Collectives: the share of rank 0's step time in them, waiting for the slower rank included.`,
+    ...(r.note ? [`- ${r.note}`] : []),
+    '',
+    '| configuration | precision | sub-pixels / s | ms / step | time in collectives |',
+    '| --- | --- | --: | --: | --: |',
+    ...rows,
+    ...(comps.length ? [
+      '',
+      `Target: ${r.target}.`,
+      '',
+      '| precision | 2 processes / 1 process × 1 thread | scaling efficiency | 2 processes / 1 process × 2 threads | target (≥ 1.8×) |',
+      '| --- | --: | --: | --: | --- |',
+      ...comps,
+    ] : []),
+  ].join('\n');
+}
+
 function samplingSection(r: SamplingResults): string {
   const first = r.reports[0];
   if (!first) return 'No sampling results.';
@@ -262,6 +289,7 @@ export function renderBenchmarksMd(resultsDir: string, outDir: string): string {
     section<EngineReport>('engine', 'Engine: matmul and the binding\'s overhead', engineSection),
     section<EfficiencyReport>('efficiency', 'Efficiency: SPN against the fully autoregressive baseline', efficiencySection),
     section<ThroughputReport>('throughput', 'Training throughput per preset', throughputSection),
+    section<DistributedReport>('distributed', 'Data-parallel training: processes against threads', distributedSection),
     section<SamplingResults>('sampling', 'Sampling speed', samplingSection),
     `## Bits/dim against wall-clock time (Fashion-MNIST, fmnist-cpu)\n\n${bpdSection(readJson<BpdResult>(resultsDir, 'bpd'), resultsDir, outDir)}\n`,
   ].join('\n');

@@ -2,7 +2,7 @@
 // plots bits/dim against wall-clock time for a Fashion-MNIST run, and regenerates BENCHMARKS.md
 // from whatever JSON files are there (so `--only` refreshes one section and keeps the others).
 //
-//   npm run bench -- [--quick] [--only engine|efficiency|throughput|sampling|bpd|codec|ood|report]...
+//   npm run bench -- [--quick] [--only engine|efficiency|throughput|distributed|sampling|bpd|codec|ood|report]...
 //                    [--device cpu|cuda] [--threads N] [--max-gb N] [--bpd-run DIR]
 //                    [--codec-run DIR] [--codec-data SPEC] [--codec-limit N]
 //                    [--results DIR] [--out BENCHMARKS.md]
@@ -119,6 +119,7 @@ export async function runAll(o: RunOptions = {}): Promise<void> {
   await attempt('engine', () => runEngineBench({ device, quick, log }));
   await attempt('efficiency', () => runEfficiencyBench({ device, quick, log, ...(o.maxGB !== undefined ? { maxGB: o.maxGB } : {}) }));
   await attempt('throughput', () => runThroughputBench({ device, quick, log }));
+  await attempt('distributed', async () => (await import('./distributed.js')).runDistributedBench({ device, quick, log }));
   await attempt('sampling', async () => {
     const mod = await loadSampling();
     if (!mod) {

@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import type { Command } from 'commander';
 import { ArgError } from '../errors.js';
-import { planLaunch, type LaunchFlags, type LaunchPlan } from '../train/launch.js';
+import { isWorker, planLaunch, type LaunchFlags, type LaunchPlan } from '../train/launch.js';
 import type { TrainOptions } from '../train/trainer.js';
 import { choice, defaultRunDir, device, DEVICE_HELP, host, intRange, nonNegativeInt, positiveInt, positiveNum, tcpPort } from './options.js';
 
@@ -84,7 +84,9 @@ export function trainOptions(f: TrainFlags, cmd: Command): TrainOptions {
     }
   } else {
     if (f.minutes === undefined && f.steps === undefined) throw new ArgError('train needs --minutes or --steps (with both, it stops at whichever comes first)');
-    if (f.initFrom !== undefined && !fs.existsSync(f.initFrom)) throw new ArgError(`--init-from ${f.initFrom}: no such run folder or checkpoint`);
+    // Rank 0 alone reads it (the other ranks get its weights), so only there must it exist.
+    const readsFiles = !isWorker() || process.env.RANK === undefined || process.env.RANK === '0';
+    if (f.initFrom !== undefined && readsFiles && !fs.existsSync(f.initFrom)) throw new ArgError(`--init-from ${f.initFrom}: no such run folder or checkpoint`);
   }
   if (f.stage === 'depth' && f.bits !== undefined) {
     throw new ArgError(`--bits ${f.bits}: a depth stage generates the low 8 − --given-bits bits of 8-bit data; set --given-bits instead`);

@@ -13,8 +13,8 @@
 // Output: rank 0's stdout and stderr pass through (its progress bar, its log, its errors); the
 // other ranks print nothing but errors, each line prefixed with [rank r]. Signals: the workers
 // run in their own process groups, so a Ctrl-C on the terminal reaches this process alone, which
-// passes SIGINT, SIGTERM and SIGHUP on to every worker once per signal (the first stops the run
-// after a step, with a checkpoint; a second quits at once). When a worker fails (a non-zero exit
+// passes SIGINT and SIGTERM on to every worker once per signal (the first stops the run after a
+// step, with a checkpoint; a second quits at once). When a worker fails (a non-zero exit
 // code or a signal), the others are given a few seconds to stop on their own (they see the
 // failed peer at their next collective), then SIGTERM, then SIGKILL; this process then says
 // which rank failed first and exits with its code (1 for a signal). A worker whose launcher
@@ -110,9 +110,9 @@ export interface LaunchOptions {
   /** What every worker runs: [program, ...arguments], e.g. [node, spn's main.js, 'train', ...]. */
   command: string[];
   env?: NodeJS.ProcessEnv;
-  /** Seconds the other workers get to stop on their own after one fails, before SIGTERM. Default 5. */
+  /** Seconds the other workers get to stop on their own after one fails, before SIGTERM. Default 3. */
   settleS?: number;
-  /** Seconds between SIGTERM and SIGKILL. Default 10. */
+  /** Seconds between SIGTERM and SIGKILL. Default 5. */
   graceS?: number;
   /** Where the launcher's own messages and the other ranks' prefixed lines go. Default process.stderr. */
   stderr?: NodeJS.WritableStream;
@@ -160,8 +160,8 @@ function prefixLines(stream: NodeJS.ReadableStream, prefix: string, out: NodeJS.
  */
 export async function launch(plan: Extract<LaunchPlan, { mode: 'launch' }>, o: LaunchOptions): Promise<number> {
   const out = o.stderr ?? process.stderr;
-  const settleMs = (o.settleS ?? 5) * 1000;
-  const graceMs = (o.graceS ?? 10) * 1000;
+  const settleMs = (o.settleS ?? 3) * 1000;
+  const graceMs = (o.graceS ?? 5) * 1000;
   const masterPort = plan.masterPort ?? (await freePort());
   const worldSize = plan.nnodes * plan.nproc;
   const [program, ...args] = o.command;
@@ -193,7 +193,8 @@ export async function launch(plan: Extract<LaunchPlan, { mode: 'launch' }>, o: L
     signals++;
     for (const w of workers) if (!w.exit) w.child.kill(sig);
   };
-  const handlers = (['SIGINT', 'SIGTERM', 'SIGHUP'] as const).map((sig) => [sig, pass(sig)] as const);
+  // (SIGHUP, a closed terminal, ends this process as by default; the workers then see their stdin close.)
+  const handlers = (['SIGINT', 'SIGTERM'] as const).map((sig) => [sig, pass(sig)] as const);
   for (const [sig, h] of handlers) process.on(sig, h);
 
   let first: (Worker & { at: number }) | null = null;

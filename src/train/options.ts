@@ -39,7 +39,8 @@ export interface TrainOptions {
   /**
    * Data-parallel training: this process's place in the job. Default: read from the torchrun
    * variables (RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT) when
-   * RANK or WORLD_SIZE is set, else one process (see parallel.ts for what the ranks share).
+   * RANK or WORLD_SIZE is set (parallel.ts jobFromEnv), else one process (see parallel.ts for
+   * what the ranks share).
    */
   rendezvous?: Rendezvous;
   /** Data-parallel training: seconds any rank waits for the others (the rendezvous, each collective). Default 600. */

@@ -45,7 +45,7 @@ import * as os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { ArgError, SpnError, type SpnErrorCode } from '../errors.js';
 import * as torch from '../torch/index.js';
-import { initProcessGroup, type Backend, type ProcessGroup, type Rendezvous } from '../torch/distributed.js';
+import { envRendezvous, initProcessGroup, type Backend, type ProcessGroup, type Rendezvous } from '../torch/distributed.js';
 import type { ImageSet } from '../data/types.js';
 import type { SPN } from '../spn/model.js';
 import { evaluate, type EvalResult } from './evaluate.js';
@@ -53,6 +53,17 @@ import type { TrainOptions } from './options.js';
 
 /** Seconds any rank waits for the others (the rendezvous, each collective, each store read) by default. */
 export const DEFAULT_DIST_TIMEOUT_S = 600;
+
+/**
+ * This process's place in the job from the torchrun variables. Without LOCAL_RANK (a Kubernetes
+ * PyTorchJob starts one process per pod and sets RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT
+ * only), the process is alone on its machine: LOCAL_RANK 0 (cuda:0), LOCAL_WORLD_SIZE 1 unless
+ * set, as PyTorch scripts commonly assume.
+ */
+export function jobFromEnv(env: NodeJS.ProcessEnv = process.env): Rendezvous {
+  if (env.LOCAL_RANK !== undefined && env.LOCAL_RANK !== '') return envRendezvous(env);
+  return envRendezvous({ ...env, LOCAL_RANK: '0', LOCAL_WORLD_SIZE: env.LOCAL_WORLD_SIZE || '1' });
+}
 
 /**
  * This rank's device and backend for the run's device: 'cpu' on Gloo; 'cuda' on NCCL, rank r

@@ -8,7 +8,7 @@ import * as torch from '../torch/index.js';
 import { listCheckpoints } from './checkpoint.js';
 import { createProgress, formatDuration } from './progress.js';
 import { validateTrainOptions, type TrainOptions } from './options.js';
-import { DataParallel, DEFAULT_DIST_TIMEOUT_S, rankThreads } from './parallel.js';
+import { DataParallel, DEFAULT_DIST_TIMEOUT_S, jobFromEnv, rankThreads } from './parallel.js';
 import { threadWork, TrainingSession, useBf16 } from './session.js';
 import { runFiles, type RunConfig, type RunStatus } from './run.js';
 
@@ -39,7 +39,7 @@ const LOG_EVERY = 10; // steps per train record
  */
 export async function train(o: TrainOptions): Promise<TrainResult> {
   validateTrainOptions(o); // nothing is written before this passes
-  const rv = o.rendezvous ?? (torch.distributed.launchedDistributed() ? torch.distributed.envRendezvous() : null);
+  const rv = o.rendezvous ?? (torch.distributed.launchedDistributed() ? jobFromEnv() : null);
   const par = rv ? DataParallel.join(rv, { device: o.device ?? 'cpu', timeoutS: o.distTimeoutS ?? DEFAULT_DIST_TIMEOUT_S }) : null;
   try {
     return await trainOn(o, par);

@@ -18,6 +18,7 @@ import { loadDataset } from '../../src/data/index.js';
 import { checkCheckpoint, listCheckpoints, loadModel, readCheckpoint } from '../../src/train/checkpoint.js';
 import { evaluate } from '../../src/train/evaluate.js';
 import { planLaunch } from '../../src/train/launch.js';
+import { jobFromEnv } from '../../src/train/parallel.js';
 import { runFiles } from '../../src/train/run.js';
 import type { TrainOptions, TrainResult } from '../../src/train/trainer.js';
 import { cleanupTmp, smoothImages, tmpDir, writeIdx } from '../data/fixtures.js';
@@ -259,6 +260,32 @@ describe('two ranks train on exactly the examples of one process', () => {
     expect(sidecar(dir, 'step-00000020').world_size).toBe(1);
   });
 
+  it('with dropout (its own stream per rank and step) the ranks stay identical and a resume repeats the run exactly', async () => {
+    const o = { steps: 10, set: { 'train.evalImages': EVAL_IMAGES, 'model.dropout': 0.2 } };
+    const wholeDir = newOut();
+    const whole = await job(2, { ...o, out: wholeDir });
+    const dir = newOut();
+    await job(2, { ...o, out: dir, interruptAtStep: 5 });
+    const resumed = await job(2, { out: dir, resume: true, steps: 10, set: undefined });
+    for (const r of [...whole, ...resumed]) expect(r.event, r.message).toBe('result');
+    expect(whole[1]!.result.weightsSha256).toBe(whole[0]!.result.weightsSha256);
+    expect(resumed.map((r) => r.result.weightsSha256)).toEqual([whole[0]!.result.weightsSha256, whole[0]!.result.weightsSha256]);
+    expect(resumed[0]!.losses).toEqual(whole[0]!.losses.slice(5));
+    expect(whole[0]!.losses[0]![1]).not.toBe(pair[0]!.losses[0]![1]); // dropout is on
+    // The shared generator (data order, slices) never served dropout: after 10 steps it is where
+    // a run without dropout leaves it.
+    const plain = await single({ steps: 10, out: newOut() });
+    const rng = (dir: string) => {
+      const c = readCheckpoint(path.join(runFiles(dir).checkpoints, 'step-00000010'));
+      try {
+        return Array.from(c.tensors.rng_state!.data() as Uint8Array);
+      } finally {
+        torch.dispose(c.tensors);
+      }
+    };
+    expect(rng(wholeDir)).toEqual(rng(plain.result.dir));
+  });
+
   it('two hosts (network namespaces joined by a veth pair) give the same run, bit for bit', async (ctx) => {
     const ns = [`spnA${process.pid}`, `spnB${process.pid}`];
     const veth = [`spa${process.pid}`, `spb${process.pid}`];
@@ -464,6 +491,23 @@ describe('bad setups are clear errors within the timeout, never a hang', () => {
     }
   });
 
+  it('through the launcher, a port in use fails rank 0 at once and the launcher stops rank 1 within seconds', async () => {
+    const srv = net.createServer();
+    await new Promise<void>((resolve) => srv.listen(0, resolve));
+    const port = (srv.address() as net.AddressInfo).port;
+    try {
+      const t0 = Date.now();
+      const p = start(cliArgs(newOut(), '--steps', '5', '--nproc', '2', '--master-port', String(port)));
+      const { code, at } = await p.done;
+      expect(code).toBe(1);
+      expect(p.stderr()).toMatch(/address already in use/i);
+      expect(p.stderr()).toMatch(/spn: rank 0 of 2 \(pid \d+\) exited with code 1, the first to fail; rank 1 was stopped by SIG(TERM|KILL)\n$/);
+      expect(at - t0).toBeLessThan(3000 + 5000 + 5000); // settle + grace + the processes' start
+    } finally {
+      srv.close();
+    }
+  });
+
   it('an unreachable master fails within the timeout (libtorch 2.x: about twice)', async () => {
     const port = await freePort();
     const t0 = Date.now();
@@ -487,6 +531,11 @@ describe('launch flags', () => {
     expect(() => planLaunch({ nnodes: 2, masterAddr: 'a' }, ok, {})).toThrow(/^--nnodes 2 needs --node-rank/);
     expect(() => planLaunch({ nnodes: 2, nodeRank: 2, masterAddr: 'a' }, ok, {})).toThrow(/^--node-rank 2: expected 0 to 1 for --nnodes 2$/);
     expect(() => planLaunch({ masterPort: 1234 }, ok, {})).toThrow(/^--master-port applies to a job of several processes/);
+  });
+
+  it('a PyTorchJob pod (RANK, WORLD_SIZE and MASTER_* alone) is the only rank on its machine', () => {
+    expect(jobFromEnv({ RANK: '3', WORLD_SIZE: '4', MASTER_ADDR: 'pod-0', MASTER_PORT: '23456' })).toEqual({ rank: 3, worldSize: 4, localRank: 0, localWorldSize: 1, masterAddr: 'pod-0', masterPort: 23456 });
+    expect(jobFromEnv(torchrun)).toEqual({ rank: 1, worldSize: 4, localRank: 1, localWorldSize: 2, masterAddr: 'node0', masterPort: 29500 });
   });
 
   it('a process with the torchrun variables is a worker; its launch flags must agree with them', () => {
