@@ -18,7 +18,9 @@ import { loadDataset } from '../../src/data/index.js';
 import { checkCheckpoint, listCheckpoints, loadModel, readCheckpoint } from '../../src/train/checkpoint.js';
 import { evaluate } from '../../src/train/evaluate.js';
 import { planLaunch } from '../../src/train/launch.js';
-import { jobFromEnv } from '../../src/train/parallel.js';
+import { jobFromEnv, rankDevice } from '../../src/train/parallel.js';
+import { renderBenchmarksMd } from '../../bench/report.js';
+import type { DistributedReport } from '../../bench/distributed.js';
 import { runFiles } from '../../src/train/run.js';
 import type { TrainOptions, TrainResult } from '../../src/train/trainer.js';
 import { cleanupTmp, smoothImages, tmpDir, writeIdx } from '../data/fixtures.js';
@@ -538,6 +540,14 @@ describe('launch flags', () => {
     expect(jobFromEnv(torchrun)).toEqual({ rank: 1, worldSize: 4, localRank: 1, localWorldSize: 2, masterAddr: 'node0', masterPort: 29500 });
   });
 
+  it('each rank\'s device: gloo on cpu; nccl on cuda:LOCAL_RANK; one explicit GPU only for one rank per machine', () => {
+    const rv = { rank: 1, worldSize: 4, localRank: 1, localWorldSize: 2, masterAddr: 'node0', masterPort: 29500 };
+    expect(rankDevice('cpu', rv)).toEqual({ device: 'cpu', backend: 'gloo' });
+    expect(() => rankDevice('cuda:1', rv)).toThrow(/^--device cuda:1 with 2 ranks on this machine: give --device cuda, and each rank uses cuda:LOCAL_RANK \(this one cuda:1\)$/);
+    expect(rankDevice('cuda:3', { ...rv, localRank: 0, localWorldSize: 1 })).toEqual({ device: 'cuda:3', backend: 'nccl' });
+    if (torch.cuda.deviceCount() < 2) expect(() => rankDevice('cuda', rv)).toThrow(/^LOCAL_RANK=1 with --device cuda: this machine has [01] CUDA devices?; start at most [01] ranks? on it \(one per GPU\)$/);
+  });
+
   it('a process with the torchrun variables is a worker; its launch flags must agree with them', () => {
     expect(planLaunch({}, ok, torchrun)).toEqual({ mode: 'worker' });
     expect(planLaunch({ nproc: 2, nnodes: 2, nodeRank: 0, masterAddr: 'node0', masterPort: 29500 }, ok, torchrun)).toEqual({ mode: 'worker' });
@@ -545,5 +555,29 @@ describe('launch flags', () => {
     expect(() => planLaunch({ nnodes: 3 }, ok, torchrun)).toThrow(/^--nnodes 3 × 2 processes per machine disagrees with WORLD_SIZE=4/);
     expect(() => planLaunch({ nodeRank: 1 }, ok, torchrun)).toThrow(/^--node-rank 1 disagrees with RANK \/ LOCAL_WORLD_SIZE=0/);
     expect(() => planLaunch({ masterPort: 1 }, ok, torchrun)).toThrow(/^--master-port 1 disagrees with MASTER_PORT=29500/);
+  });
+});
+
+describe('the benchmark report', () => {
+  it('BENCHMARKS.md shows processes against threads, the bytes all-reduced and the target', () => {
+    const results = path.join(work, 'bench-results');
+    fs.mkdirSync(results, { recursive: true });
+    const entry = (label: string, processes: number, threads: number, sps: number, comm: number | null) => ({
+      label, processes, threads, precision: 'bf16' as const, status: 'ok' as const, subpixels_per_s: sps, subpixels_per_s_all: [sps], step_ms: 1000 * 512 / sps, comm_share: comm,
+    });
+    const report: DistributedReport = {
+      benchmark: 'distributed', machine: { cpus: 2, cpuModel: 'Test CPU', cores: 2, memGB: 8, platform: 'linux', node: 'v20' }, libtorch: '1.13.0', threads: 1,
+      device: 'cpu', date: '2026-01-01T00:00:00Z', command: 'npm run bench -- --only distributed', quick: false,
+      preset: 'fmnist-cpu', data: 'fashion-mnist', batch: 32, parameters: 1087952, preset_precision: 'bf16', allreduce_bytes_per_step: 1087952 * 4 + 32,
+      warmup_records: 2, records: 8, target: '2 processes of 1 thread at least 1.8× one process on 1 thread',
+      entries: [entry('1 process × 1 thread', 1, 1, 10000, null), entry('2 processes × 1 thread', 2, 1, 19000, 0.05), entry('1 process × 2 threads', 1, 2, 16000, null)],
+      comparisons: [{ precision: 'bf16', speedup_2_processes: 1.9, scaling_efficiency: 0.95, processes_over_threads: 19000 / 16000 }],
+    };
+    fs.writeFileSync(path.join(results, 'distributed.json'), JSON.stringify(report));
+    const md = renderBenchmarksMd(results, work);
+    expect(md).toContain('## Data-parallel training: processes against threads');
+    expect(md).toContain('| 2 processes × 1 thread | bf16 | 19,000 | 26.9 | 5.0% |');
+    expect(md).toContain('All-reduced per step: 4,351,840 bytes');
+    expect(md).toContain('| bf16 | 1.90× | 95.0% | 1.19× | met |');
   });
 });
