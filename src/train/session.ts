@@ -205,7 +205,8 @@ export class TrainingSession {
         model.loadStateDict(pick(tensors, 'model.'));
         ema.loadStateDict(pick(tensors, 'ema.'));
         optim.loadStateDict(pick(tensors, 'optim.'));
-        torch.setRngState(tensors['rng_state']!);
+        // Decoded onto the run's device with the rest; the generator it restores is the CPU's.
+        torch.tidy(() => torch.setRngState(tensors['rng_state']!.to('cpu')));
       } finally {
         torch.dispose(tensors);
       }
