@@ -7,7 +7,7 @@ export * from './random.js';
 export { threadsFor, withThreads, setNumThreads, getNumThreads, envThreads, type ThreadWork } from './threads.js';
 export { native } from './binding.js';
 export * as cuda from './cuda.js';
-export { autocast, cpuHasBf16 } from './autocast.js';
+export { autocast, cpuHasBf16, cpuHasAmx, cpuBf16Faster } from './autocast.js';
 export * as nn from './nn/index.js';
 export * as optim from './optim/index.js';
 export { saveSafetensors, loadSafetensors, encodeSafetensors, decodeSafetensors } from './safetensors.js';

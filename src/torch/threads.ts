@@ -4,14 +4,15 @@
 //   1. an explicit count (a command's --threads) wins;
 //   2. else SPN_THREADS, when set;
 //   3. else by the kind of work: 'bf16' (training under CPU autocast: oneDNN's bf16 kernels use
-//      every core) gets every core; 'ops' (fp32 training, evaluation, sampling, coding: many
-//      small ops, where extra threads mostly contend and OpenBLAS spreads each large matmul over
-//      the cores anyway) gets one. The measurements behind this are in docs/experiments.md.
+//      every core) gets every core; 'blas' (fp32 training) every core on libtorch 2.x, whose
+//      MKL and oneDNN kernels use them, and one on Debian's 1.13, where two threads measured
+//      slower than one; 'ops' (evaluation, sampling, coding: many small ops, where extra threads
+//      mostly contend) gets one. The measurements behind this are in docs/experiments.md.
 import * as os from 'node:os';
 import { ArgError } from '../errors.js';
 import { native } from './binding.js';
 
-export type ThreadWork = 'bf16' | 'ops';
+export type ThreadWork = 'bf16' | 'blas' | 'ops';
 
 /** SPN_THREADS as a count, or undefined when unset; a bad value is an error naming it. */
 export function envThreads(): number | undefined {
@@ -28,7 +29,11 @@ export function threadsFor(work: ThreadWork, asked?: number): number {
     if (!Number.isInteger(asked) || asked < 1) throw new ArgError(`threads ${asked}: expected a positive integer`);
     return asked;
   }
-  return envThreads() ?? (work === 'bf16' ? os.availableParallelism() : 1);
+  return envThreads() ?? (work === 'bf16' || (work === 'blas' && libtorchMajor() >= 2) ? os.availableParallelism() : 1);
+}
+
+function libtorchMajor(): number {
+  return Number(native.info().version.split('.')[0]);
 }
 
 export function setNumThreads(n: number): void {

@@ -87,11 +87,11 @@ export function rankDevice(device: string, rv: Rendezvous): { device: string; ba
 }
 
 /**
- * libtorch threads of one rank on a CPU when neither --threads nor SPN_THREADS says: the cores
- * shared out among the machine's ranks for bf16 work, else 1 (torch/threads.ts's policy per rank).
+ * libtorch threads of one rank on a CPU when neither --threads nor SPN_THREADS says: what
+ * torch/threads.ts gives the work in one process, shared out among the machine's ranks.
  */
 export function rankThreads(work: torch.ThreadWork, localWorldSize: number): number {
-  return work === 'bf16' ? Math.max(1, Math.floor(os.availableParallelism() / localWorldSize)) : 1;
+  return Math.max(1, Math.floor(torch.threadsFor(work) / localWorldSize));
 }
 
 /** The options that shape a run, in a fixed order: every rank must have the same. */

@@ -38,13 +38,13 @@ const DROPOUT_STREAM = 0x64726f70;
 export function useBf16(precision: TrainConfig['precision'], onCuda: boolean): boolean {
   if (precision === 'fp32') return false;
   if (onCuda) return true;
-  return precision === 'bf16' && torch.cpuHasBf16();
+  return precision === 'bf16' && torch.cpuBf16Faster();
 }
 
-/** The kind of work a training run is for the thread policy (torch/threads.ts): bf16 autocast
- * on a CPU uses every core; fp32 and CUDA runs are many small host-side ops. */
+/** The kind of work a training run is for the thread policy (torch/threads.ts): on a CPU, bf16
+ * autocast or fp32 matrix work; on CUDA, the host only launches kernels. */
 export function threadWork(bf16: boolean, onCuda: boolean): torch.ThreadWork {
-  return bf16 && !onCuda ? 'bf16' : 'ops';
+  return onCuda ? 'ops' : bf16 ? 'bf16' : 'blas';
 }
 
 export class TrainingSession {

@@ -52,7 +52,15 @@ describe('bf16 autocast on CPU', () => {
     expect(useBf16('auto', true)).toBe(true);
     expect(useBf16('bf16', true)).toBe(true);
     expect(useBf16('auto', false)).toBe(false);
-    expect(useBf16('bf16', false)).toBe(torch.cpuHasBf16());
+    expect(useBf16('bf16', false)).toBe(torch.cpuBf16Faster());
+  });
+
+  it('counts bf16 as faster on a CPU with AMX, with AVX512-BF16 alone only on libtorch 1.x, never without either', () => {
+    const major = Number(torch.native.info().version.split('.')[0]);
+    const want = torch.cpuHasAmx() || (torch.cpuHasBf16() && major < 2);
+    expect(torch.cpuBf16Faster()).toBe(want);
+    if (!torch.cpuHasBf16()) expect(torch.cpuBf16Faster()).toBe(false);
+    if (torch.cpuHasAmx()) expect(torch.cpuHasBf16()).toBe(true);
   });
 
   it("is 'auto' unless set, and a bad value names the field", () => {
@@ -60,12 +68,15 @@ describe('bf16 autocast on CPU', () => {
     expect(() => parseTrainConfig({ batchSize: 8, lr: 1e-3, precision: 'fp16' })).toThrow(/train\.precision/);
   });
 
-  it('trains on every core with bf16 on a CPU, on one in fp32 (when no thread count is asked for)', () => {
+  it('trains on every core with bf16 on a CPU, in fp32 on every core with libtorch 2.x and one with 1.x (when no thread count is asked for)', () => {
     const env = process.env.SPN_THREADS; // vitest sets it: without it, the trainer's own choice
+    const major = Number(torch.native.info().version.split('.')[0]);
     try {
       delete process.env.SPN_THREADS;
       expect(torch.threadsFor(threadWork(true, false))).toBe(os.availableParallelism());
-      expect(torch.threadsFor(threadWork(false, false))).toBe(1);
+      expect(threadWork(false, false)).toBe('blas');
+      expect(torch.threadsFor(threadWork(false, false))).toBe(major >= 2 ? os.availableParallelism() : 1);
+      expect(torch.threadsFor('ops')).toBe(1);
       expect(torch.threadsFor(threadWork(true, true))).toBe(1);
       expect(torch.threadsFor(threadWork(true, false), 3)).toBe(3); // an explicit count wins
       // with SPN_THREADS, that count for any precision; a bad value is an error naming it
