@@ -76,6 +76,10 @@ export interface Measurement {
 export interface Comparison {
   image: [number, number, number];
   scale: number;
+  /** SPN S=1 / this SPN (the main reference: the same pixel tokens and channel head, full
+   * context): > 1 means S is cheaper. Null where either did not run. */
+  vs_s1_time_per_subpixel: number | null;
+  vs_s1_memory: number | null;
   /** baseline / SPN: > 1 means the SPN is cheaper. Null where the baseline did not run. */
   time_per_image_step: number | null;
   time_per_subpixel: number | null;
@@ -367,11 +371,15 @@ export function runEfficiencyBench(opts: EfficiencyOptions = {}): EfficiencyRepo
       results.push(m);
     }
     const b = results[0]!;
+    const s1 = results.find((m) => m.spec.model === 'spn' && m.spec.scale === 1);
     for (const m of results.slice(1)) {
       const ok = b.status === 'ok' && m.status === 'ok';
+      const ok1 = s1?.status === 'ok' && m.status === 'ok';
       comparisons.push({
         image,
         scale: m.spec.scale,
+        vs_s1_time_per_subpixel: ok1 ? s1.us_per_subpixel! / m.us_per_subpixel! : null,
+        vs_s1_memory: ok1 && s1.peak_bytes! > 0 && m.peak_bytes! > 0 ? s1.peak_bytes! / m.peak_bytes! : null,
         time_per_image_step: ok ? b.ms_per_image! / m.ms_per_image! : null,
         time_per_subpixel: ok ? b.us_per_subpixel! / m.us_per_subpixel! : null,
         memory: ok && b.peak_bytes! > 0 && m.peak_bytes! > 0 ? b.peak_bytes! / m.peak_bytes! : null,
@@ -387,7 +395,9 @@ export function runEfficiencyBench(opts: EfficiencyOptions = {}): EfficiencyRepo
     compared:
       'Training step = forward + backward + gradient clipping + AdamW, median over timed steps after warmup, same batch, width and decoder depth. ' +
       'An SPN step supervises one target slice per image (H·W·C/S² sub-pixels); a baseline step supervises all H·W·C. ' +
-      'Ratios are baseline / SPN: per image-step, per supervised sub-pixel, and peak training memory.',
+      'The main reference is the SPN with S = 1 (the same pixel tokens and channel head, full context): ratios SPN S=1 / SPN S per supervised sub-pixel and in peak training memory. ' +
+      'The second is the sub-pixel-token transformer: ratios baseline / SPN per image-step, per supervised sub-pixel and in peak training memory. ' +
+      'The saving comes from each step working on one slice of H·W/S² pixels instead of all H·W (less memory, a cheaper step); the price is S² steps to supervise every sub-pixel of an image once, which the per-sub-pixel figures include.',
     entries,
     comparisons,
   };

@@ -11,6 +11,7 @@ import type { EngineReport } from './engine.js';
 import type { EfficiencyReport, Measurement } from './efficiency.js';
 import type { ThroughputReport } from './throughput.js';
 import type { DistributedReport } from './distributed.js';
+import { buildsSection, codecSection, gpuSection, oodSection } from './report-extra.js';
 
 export const BENCHMARK_NAMES = ['engine', 'efficiency', 'throughput', 'distributed', 'sampling', 'bpd'] as const;
 export type BenchmarkName = (typeof BENCHMARK_NAMES)[number];
@@ -178,6 +179,8 @@ function efficiencySection(r: EfficiencyReport): string {
   const entries = r.entries.map((m) =>
     `| ${entryName(m)} | ${m.spec.image.join('×')} | ${m.spec.batch} | ${m.parameters === null ? '–' : int(m.parameters)} | ${int(m.supervised_per_image)} | ` +
     `${fmt(m.step_ms, 1)} | ${fmt(m.ms_per_image, 1)} | ${fmt(m.us_per_subpixel, 2)} | ${mib(m.peak_bytes)} | ${mib(m.estimated_bytes)} | ${fmt(m.achieved_gflops, 2)} | ${m.status === 'ok' ? `${m.step_ms_all.length} steps` : m.reason ?? m.status} |`);
+  const vsS1 = r.comparisons.filter((c) => c.scale > 1).map((c) =>
+    `| ${c.image.join('×')} | ${c.scale} | ${ratio(c.vs_s1_time_per_subpixel ?? null)} | ${ratio(c.vs_s1_memory ?? null)} |`);
   const comps = r.comparisons.map((c) =>
     `| ${c.image.join('×')} | ${c.scale} | ${ratio(c.time_per_image_step)} | ${ratio(c.time_per_subpixel)} | ${ratio(c.memory)}${c.memory_estimated !== null ? ` (from the estimate: ${ratio(c.memory_estimated)})` : ''} |`);
   return [
@@ -186,11 +189,17 @@ function efficiencySection(r: EfficiencyReport): string {
     '',
     r.compared,
     '',
+    'SPN S=1 / SPN S, the main reference (above 1: subscaling is cheaper by that factor):',
+    '',
+    '| image | S | time per supervised sub-pixel | peak memory |',
+    '| --- | --: | --: | --: |',
+    ...vsS1,
+    '',
     '| model | image | batch | parameters | supervised sub-pixels / image-step | ms / step | ms / image-step | µs / supervised sub-pixel | peak MiB | estimated MiB | GFLOP/s | note |',
     '| --- | --- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --- |',
     ...entries,
     '',
-    'Baseline / SPN (above 1: the SPN is cheaper by that factor):',
+    'Sub-pixel-token transformer / SPN, the second reference (above 1: the SPN is cheaper by that factor):',
     '',
     '| image | S | time per image-step | time per supervised sub-pixel | peak memory |',
     '| --- | --: | --: | --: | --: |',
@@ -292,6 +301,10 @@ export function renderBenchmarksMd(resultsDir: string, outDir: string): string {
     section<DistributedReport>('distributed', 'Data-parallel training: processes against threads', distributedSection),
     section<SamplingResults>('sampling', 'Sampling speed', samplingSection),
     `## Bits/dim against wall-clock time (Fashion-MNIST, fmnist-cpu)\n\n${bpdSection(readJson<BpdResult>(resultsDir, 'bpd'), resultsDir, outDir)}\n`,
+    `## The two libtorch builds side by side\n\n${buildsSection(path.join(resultsDir, 'builds'))}\n`,
+    `## Lossless compression (spn compress)\n\n${codecSection(resultsDir)}\n`,
+    `## Out-of-distribution detection (spn score --ood)\n\n${oodSection(resultsDir)}\n`,
+    `## GPU check (npm run gpu-check)\n\n${gpuSection(resultsDir)}\n`,
   ].join('\n');
 }
 

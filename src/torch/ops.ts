@@ -255,6 +255,9 @@ export interface SdpaOptions {
  */
 export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, o: SdpaOptions = {}): Tensor {
   if (!hasOp('aten::scaled_dot_product_attention')) return sdpaComposed(q, k, v, o);
+  // The fused CPU kernel in bf16 (what autocast gives it) measured 5× slower than the composed
+  // math: 13.8 against 2.6 ms forward+backward (B 32, H 4, T 49, hd 24; libtorch 2.11, 2 threads)
+  if (q.dtype === 'bfloat16' && q.device === 'cpu') return sdpaComposed(q, k, v, o);
   const tq = q.size(-2);
   const tk = k.size(-2);
   // `scale` (libtorch >= 2.1) defaults to 1/sqrt(head dim), as in the composed math

@@ -61,6 +61,11 @@ describe('efficiency (quick, in-process)', () => {
     expect(c.time_per_image_step).toBeCloseTo(b.ms_per_image! / s2.ms_per_image!, 6);
     // Per supervised sub-pixel the S=2 SPN is charged for 4 steps per image.
     expect(c.time_per_subpixel).toBeCloseTo(c.time_per_image_step! / 4, 6);
+    // The main reference: SPN S=1 against S=2, per supervised sub-pixel and in memory; S=1 against itself is 1.
+    const s1 = r.entries[1]!;
+    expect(c.vs_s1_time_per_subpixel).toBeCloseTo(s1.us_per_subpixel! / s2.us_per_subpixel!, 6);
+    expect(r.comparisons[0]!.vs_s1_time_per_subpixel).toBeCloseTo(1, 12);
+    expect(r.compared).toMatch(/main reference is the SPN with S = 1/);
   });
 
   it('skips what would not fit and records the estimate instead', () => {
