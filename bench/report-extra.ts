@@ -82,9 +82,8 @@ export function codecSection(dir: string): string {
   const reports = ['codec', 'codec-cifar'].map((n) => read<CodecReport>(path.join(dir, `${n}.json`))).filter((r): r is CodecReport => r !== null && (r as { status?: string }).status !== 'failed');
   if (!reports.length) return 'Not run yet: `npm run bench -- --only codec --codec-run <run>`.';
   const rows = reports.map((r) => {
-    const png = r.baselines.find((b) => b.coder.startsWith('PNG'));
-    const webp = r.baselines.find((b) => b.coder.toLowerCase().includes('webp'));
-    const jxl = r.baselines.find((b) => b.coder.toLowerCase().includes('jxl') || b.coder.toLowerCase().includes('jpeg xl'));
+    const coder = (name: string) => r.baselines.find((b) => b.coder.toLowerCase() === name);
+    const [png, webp, jxl] = [coder('png'), coder('webp'), coder('jxl')];
     return `| ${r.data} (${r.images} images) | \`${r.run}\` | ${fmt(r.spn.bits_per_subpixel, 4)} | ${fmt(r.spn.stream_bits_per_subpixel, 4)} | ${fmt(r.spn.model_nll_bits_per_subpixel, 4)} | ${fmt(r.spn.overhead_percent, 3)}% | ${int(r.spn.header_bytes)} B + ${fmt(r.spn.record_bytes / r.images, 1)} B/image; termination ${fmt(r.spn.termination_bytes_per_image, 2)} B/image | ${fmt(png?.bits_per_subpixel, 3)} | ${fmt(webp?.bits_per_subpixel, 3)} | ${jxl ? fmt(jxl.bits_per_subpixel, 3) : 'not available here'} | ${fmt(r.spn.encode_images_per_s, 1)} / ${fmt(r.spn.decode_images_per_s, 1)} | ${r.spn.round_trip_exact}/${r.images} |`;
   });
   return [

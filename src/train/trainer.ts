@@ -61,7 +61,9 @@ async function trainOn(o: TrainOptions, par: DataParallel | null): Promise<Train
     throw par ? par.explain(err) : err;
   }
   const { cfg } = s;
-  if (cfg.train.precision === 'bf16' && !s.bf16) log('precision: bf16 asked for, but this CPU has no native bf16 (AMX or AVX512-BF16): training in fp32');
+  if (cfg.train.precision === 'bf16' && !s.bf16 && !s.onCuda) {
+    log(`precision: bf16 asked for, but fp32 trains faster on this CPU with libtorch ${torch.native.info().version} (bf16 pays with AMX, or AVX512-BF16 on libtorch 1.x: docs/experiments.md): training in fp32`);
+  }
   const work = threadWork(s.bf16, s.onCuda);
   const threads = torch.threadsFor(work, o.threads ?? torch.envThreads() ?? (par && !s.onCuda ? rankThreads(work, par.localWorldSize) : undefined));
   if (!s.onCuda) log(`precision: ${s.bf16 ? 'bf16 autocast' : 'fp32'}, ${threads} CPU thread${threads > 1 ? 's' : ''}${par ? ' per rank' : ''}`);
