@@ -2,6 +2,7 @@
 // work or writes anything, with an ArgError naming the flag, the value and what was expected.
 // This file (like every command definition in this folder) imports no libtorch.
 import * as path from 'node:path';
+import type { Command } from 'commander';
 import { ArgError } from '../errors.js';
 
 type Parser<T> = (value: string) => T;
@@ -104,3 +105,15 @@ export const DEVICE_HELP = 'cpu, cuda or cuda:N';
 /** --threads: the count comes from torch/threads.ts's policy when the flag is absent. */
 export const THREADS_HELP = 'libtorch CPU threads (default: SPN_THREADS, else 1)';
 export const SEED_HELP = 'random seed (default: a random one, printed)';
+
+/** The options every command that draws images shares (`spn sample`, `spn upscale`). */
+export function drawOptions(cmd: Command): Command {
+  return cmd
+    .option('--temperature <t>', 'divide the logits by t (< 1: sharper, > 1: more diverse)', positiveNum('--temperature'), 1)
+    .option('--seed <n>', SEED_HELP, nonNegativeInt('--seed'))
+    .option('--device <d>', DEVICE_HELP, device(), 'cpu')
+    .option('--threads <n>', THREADS_HELP, positiveInt('--threads'))
+    .option('--ema', 'use the EMA weights', true)
+    .option('--no-ema', 'use the raw (non-EMA) weights')
+    .option('--quiet', 'no progress output');
+}

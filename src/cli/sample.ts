@@ -3,7 +3,7 @@
 // `spn sample --pipeline p.json` samples through a chain of upscaling stages. The definition;
 // the work is in sample.run.ts, loaded only when the command runs (see main.ts).
 import type { Command } from 'commander';
-import { device, DEVICE_HELP, nonNegativeInt, positiveInt, positiveNum, runOrPipeline, SEED_HELP, THREADS_HELP } from './options.js';
+import { drawOptions, positiveInt, runOrPipeline } from './options.js';
 
 export interface SampleCommandOptions {
   n: number;
@@ -18,24 +18,17 @@ export interface SampleCommandOptions {
 }
 
 export function register(program: Command): void {
-  program
+  const cmd = program
     .command('sample')
     .description('draw images from a trained model (a run folder or a checkpoint) and write a PNG grid')
     .argument('[run-dir]', 'run folder (its best, else latest checkpoint) or a checkpoint path')
     .option('--pipeline <file>', 'sample through the stages of a pipeline.json instead of one run')
     .option('--n <count>', 'images to draw (one batch)', positiveInt('--n'), 16)
     .option('--out <file>', 'PNG grid to write', 'samples.png')
-    .option('--temperature <t>', 'divide the logits by t (< 1: sharper, > 1: more diverse)', positiveNum('--temperature'), 1)
-    .option('--seed <n>', SEED_HELP, nonNegativeInt('--seed'))
-    .option('--frames <dir>', 'also write frame-NNN.png after each slice and animation.gif (--pipeline: stage-N.png per stage)')
-    .option('--device <d>', DEVICE_HELP, device(), 'cpu')
-    .option('--threads <n>', THREADS_HELP, positiveInt('--threads'))
-    .option('--ema', 'use the EMA weights', true)
-    .option('--no-ema', 'use the raw (non-EMA) weights')
-    .option('--quiet', 'no progress output')
-    .action(async (target: string | undefined, opts: SampleCommandOptions & { pipeline?: string }) => {
-      const what = runOrPipeline('sample', target, opts.pipeline);
-      const { run } = await import('./sample.run.js');
-      await run(what, opts);
-    });
+    .option('--frames <dir>', 'also write frame-NNN.png after each slice and animation.gif (--pipeline: stage-N.png per stage)');
+  drawOptions(cmd).action(async (target: string | undefined, opts: SampleCommandOptions & { pipeline?: string }) => {
+    const what = runOrPipeline('sample', target, opts.pipeline);
+    const { run } = await import('./sample.run.js');
+    await run(what, opts);
+  });
 }

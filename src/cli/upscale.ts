@@ -2,7 +2,7 @@
 // upscaling stage (a size stage's slice 0, or a depth stage's high bits). The definition; the
 // work is in upscale.run.ts, loaded only when the command runs (see main.ts).
 import type { Command } from 'commander';
-import { device, DEVICE_HELP, nonNegativeInt, positiveInt, positiveNum, SEED_HELP, THREADS_HELP } from './options.js';
+import { drawOptions, positiveInt } from './options.js';
 
 export interface UpscaleCommandOptions {
   run: string;
@@ -17,22 +17,15 @@ export interface UpscaleCommandOptions {
 }
 
 export function register(program: Command): void {
-  program
+  const cmd = program
     .command('upscale')
     .description("upscale an image with a trained upscaling stage: a size stage's slice 0, or a depth stage's high bits")
     .argument('<input.png>', 'the image: (H/S)×(W/S)×C for a size stage, H×W×C for a depth stage')
     .requiredOption('--run <dir>', 'the upscaling run (its best, else latest checkpoint) or a checkpoint path')
     .option('--n <count>', 'upscaled images to draw (one batch)', positiveInt('--n'), 8)
-    .option('--out <file>', 'PNG grid to write: the input first, then the samples', 'upscaled.png')
-    .option('--temperature <t>', 'divide the logits by t (< 1: sharper, > 1: more diverse)', positiveNum('--temperature'), 1)
-    .option('--seed <n>', SEED_HELP, nonNegativeInt('--seed'))
-    .option('--device <d>', DEVICE_HELP, device(), 'cpu')
-    .option('--threads <n>', THREADS_HELP, positiveInt('--threads'))
-    .option('--ema', 'use the EMA weights', true)
-    .option('--no-ema', 'use the raw (non-EMA) weights')
-    .option('--quiet', 'no progress output')
-    .action(async (input: string, opts: UpscaleCommandOptions) => {
-      const { run } = await import('./upscale.run.js');
-      await run(input, opts);
-    });
+    .option('--out <file>', 'PNG grid to write: the input first, then the samples', 'upscaled.png');
+  drawOptions(cmd).action(async (input: string, opts: UpscaleCommandOptions) => {
+    const { run } = await import('./upscale.run.js');
+    await run(input, opts);
+  });
 }
