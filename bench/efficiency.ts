@@ -134,12 +134,13 @@ function spnConfig(s: OneSpec): ModelConfig {
 
 /**
  * A rough training-peak estimate, to skip what cannot fit: parameters with gradients and the two
- * AdamW moments (4 copies), the attention matrices (materialised: libtorch 1.13 has no fused
- * attention), ~24 saved width-D activations per position per block, and the logits with their
+ * AdamW moments (4 copies), the attention matrices (materialised where libtorch has no fused
+ * attention, as 1.13; the fused kernel of 2.x keeps only blocks of them), ~24 saved width-D activations per position per block, and the logits with their
  * softmax and gradient. Recorded next to the measured peak, so the estimate can be checked.
  */
-export function estimate(s: OneSpec): { bytes: number; attentionMatrix: number; trainFlops: number; supervised: number } {
+export function estimate(s: OneSpec, fused = torch.hasOp('aten::scaled_dot_product_attention')): { bytes: number; attentionMatrix: number; trainFlops: number; supervised: number } {
   const [H, W, C] = s.image;
+  const scores = fused ? 0 : 1; // bytes of materialised attention scores count only without the fused kernel
   const V = 2 ** s.bits;
   const B = s.batch;
   if (s.model === 'baseline') {
@@ -148,7 +149,7 @@ export function estimate(s: OneSpec): { bytes: number; attentionMatrix: number; 
     const att = baselineAttentionBytes(cfg, B);
     const params = N * s.dim + s.layers * 12 * s.dim * s.dim + s.dim * V;
     const acts = s.layers * 24 * B * N * s.dim * 4 + 3 * B * N * V * 4;
-    return { bytes: 16 * params + att.trainingPeak + acts, attentionMatrix: att.perMatrix, trainFlops: trainFlops(baselineForwardMacs(cfg), B), supervised: N };
+    return { bytes: 16 * params + scores * att.trainingPeak + acts, attentionMatrix: att.perMatrix, trainFlops: trainFlops(baselineForwardMacs(cfg), B), supervised: N };
   }
   const cfg = spnConfig(s);
   const T = (H / s.scale) * (W / s.scale);
@@ -156,7 +157,7 @@ export function estimate(s: OneSpec): { bytes: number; attentionMatrix: number; 
   const attention = (s.layers + 4) * perMatrix + (s.layers + 2) * T * T;
   const params = T * s.dim + (s.layers * 21 + s.condLayers * 18 + 9) * s.dim * s.dim + 2 * C * V * s.dim + s.dim * V;
   const acts = (s.layers * 30 + s.condLayers * 6) * B * T * s.dim * 4 + B * T * C * (3 * V + 6 * s.dim) * 4;
-  return { bytes: 16 * params + attention + acts, attentionMatrix: perMatrix, trainFlops: trainFlops(spnForwardMacs(cfg), B), supervised: T * C };
+  return { bytes: 16 * params + scores * attention + acts, attentionMatrix: perMatrix, trainFlops: trainFlops(spnForwardMacs(cfg), B), supervised: T * C };
 }
 
 // --- one configuration ------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import * as torch from '../../src/torch/index.js';
 import { RasterTransformer } from '../../bench/baseline.js';
-import { runEfficiencyBench, type EfficiencyReport } from '../../bench/efficiency.js';
+import { estimate, runEfficiencyBench, type EfficiencyReport } from '../../bench/efficiency.js';
 import { runThroughputBench, type ThroughputReport } from '../../bench/throughput.js';
 import { plotBpdRun, renderBenchmarksMd, writeBenchmarksMd, type NotRun } from '../../bench/report.js';
 
@@ -77,6 +77,16 @@ describe('efficiency (quick, in-process)', () => {
       expect(e.step_ms).toBeNull();
     }
     expect(r.comparisons[0]!.time_per_image_step).toBeNull();
+  });
+
+  it('counts materialised attention scores only where libtorch has no fused attention', () => {
+    const spec = { model: 'baseline' as const, scale: 1, image: [64, 64, 3] as [number, number, number], batch: 1, dim: 64, heads: 4, layers: 2, condLayers: 2, bits: 8, warmup: 1, reps: 1, minSeconds: 0, maxSeconds: 1, device: 'cpu' as const };
+    const composed = estimate(spec, false);
+    const fused = estimate(spec, true);
+    // 12,288 tokens, 4 heads, fp32: one layer's scores are 2.25 GiB, and the composed estimate holds several.
+    expect(composed.attentionMatrix).toBe(4 * 12288 * 12288 * 4);
+    expect(composed.bytes - fused.bytes).toBeGreaterThan(2 * composed.attentionMatrix);
+    expect(fused.bytes).toBeLessThan(1 * 2 ** 30);
   });
 });
 
