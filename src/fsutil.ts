@@ -137,6 +137,27 @@ export interface StagedFile {
 }
 
 /**
+ * Opens `target`, lets `write` fill it, syncs and closes it. On an error `undo` (best effort) puts
+ * the file back, the descriptor is closed, and the error goes to the caller, which names the file.
+ */
+function writeSynced(target: string, flags: 'w' | 'a', write: (fd: number) => void, undo?: (fd: number) => void): void {
+  const fd = fs.openSync(target, flags);
+  try {
+    write(fd);
+    fs.fsyncSync(fd);
+  } catch (err) {
+    try {
+      undo?.(fd);
+      fs.closeSync(fd);
+    } catch {
+      // closing (or undoing) after a failed write can fail too; the first error is the one to report
+    }
+    throw err;
+  }
+  fs.closeSync(fd);
+}
+
+/**
  * The first half of an atomic write: `data` in a synced temp file beside `file`. On an error the
  * temp file is removed and a WriteError thrown. Used where two files must appear together
  * (a checkpoint's pair): stage both, then commit both.
@@ -144,22 +165,9 @@ export interface StagedFile {
 export function stageFile(file: string, data: string | Uint8Array): StagedFile {
   const dir = mkdirFor(file);
   const tmp = tmpName(file);
-  let fd: number | null = null;
   try {
-    fd = fs.openSync(tmp, 'w');
-    writeAll(fd, bytesOf(data), file, 0);
-    fs.fsyncSync(fd);
-    const closing = fd;
-    fd = null;
-    fs.closeSync(closing);
+    writeSynced(tmp, 'w', (fd) => writeAll(fd, bytesOf(data), file, 0));
   } catch (err) {
-    if (fd !== null) {
-      try {
-        fs.closeSync(fd);
-      } catch {
-        // closing after a failed write can fail too; the temp file goes either way
-      }
-    }
     removeQuietly(tmp);
     throw toWriteError(file, err);
   }
@@ -203,25 +211,18 @@ export function writeFileAtomic(file: string, data: string | Uint8Array): void {
 export function appendLine(file: string, line: string): void {
   mkdirFor(file);
   const data = Buffer.from(line.endsWith('\n') ? line : line + '\n');
-  let fd: number | null = null;
   let size = 0;
   try {
-    fd = fs.openSync(file, 'a');
-    size = fs.fstatSync(fd).size;
-    writeAll(fd, data, file, null);
-    fs.fsyncSync(fd);
-    const closing = fd;
-    fd = null;
-    fs.closeSync(closing);
+    writeSynced(
+      file,
+      'a',
+      (fd) => {
+        size = fs.fstatSync(fd).size;
+        writeAll(fd, data, file, null);
+      },
+      (fd) => fs.ftruncateSync(fd, size), // no half-written line
+    );
   } catch (err) {
-    if (fd !== null) {
-      try {
-        fs.ftruncateSync(fd, size); // no half-written line
-        fs.closeSync(fd);
-      } catch {
-        // best effort: readers skip a line that does not parse
-      }
-    }
     throw toWriteError(file, err);
   }
 }

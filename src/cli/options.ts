@@ -106,6 +106,16 @@ export const DEVICE_HELP = 'cpu, cuda or cuda:N';
 export const THREADS_HELP = 'libtorch CPU threads (default: SPN_THREADS, else 1)';
 export const SEED_HELP = 'random seed (default: a random one, printed)';
 
+/** The parsed values of drawOptions. */
+export interface DrawOptions {
+  temperature: number;
+  seed?: number;
+  device: string;
+  ema: boolean;
+  threads?: number;
+  quiet?: boolean;
+}
+
 /** The options every command that draws images shares (`spn sample`, `spn upscale`). */
 export function drawOptions(cmd: Command): Command {
   return cmd

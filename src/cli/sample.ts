@@ -3,18 +3,12 @@
 // `spn sample --pipeline p.json` samples through a chain of upscaling stages. The definition;
 // the work is in sample.run.ts, loaded only when the command runs (see main.ts).
 import type { Command } from 'commander';
-import { drawOptions, positiveInt, runOrPipeline } from './options.js';
+import { drawOptions, positiveInt, runOrPipeline, type DrawOptions } from './options.js';
 
-export interface SampleCommandOptions {
+export interface SampleCommandOptions extends DrawOptions {
   n: number;
   out: string;
-  temperature: number;
-  seed?: number;
   frames?: string;
-  device: string;
-  ema: boolean;
-  threads?: number;
-  quiet?: boolean;
 }
 
 export function register(program: Command): void {

@@ -2,18 +2,12 @@
 // upscaling stage (a size stage's slice 0, or a depth stage's high bits). The definition; the
 // work is in upscale.run.ts, loaded only when the command runs (see main.ts).
 import type { Command } from 'commander';
-import { drawOptions, positiveInt } from './options.js';
+import { drawOptions, positiveInt, type DrawOptions } from './options.js';
 
-export interface UpscaleCommandOptions {
+export interface UpscaleCommandOptions extends DrawOptions {
   run: string;
   n: number;
   out: string;
-  temperature: number;
-  seed?: number;
-  device: string;
-  ema: boolean;
-  threads?: number;
-  quiet?: boolean;
 }
 
 export function register(program: Command): void {
