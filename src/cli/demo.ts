@@ -3,7 +3,7 @@
 // says where everything is. The definition; the work is in demo.run.ts, loaded only when the
 // command runs (see main.ts).
 import type { Command } from 'commander';
-import { device, DEVICE_HELP, nonNegativeInt, positiveInt, positiveNum, THREADS_HELP } from './options.js';
+import { device, DEVICE_HELP, nonNegativeInt, positiveInt, positiveNum, TRAIN_THREADS_HELP } from './options.js';
 
 export interface DemoOptions {
   minutes: number;
@@ -30,7 +30,7 @@ export function register(program: Command): void {
     .option('--n <count>', 'images to sample', positiveInt('--n'), 16)
     .option('--eval-images <n>', 'evaluate on the first n test images (0: all; `spn eval` for the full set later)', nonNegativeInt('--eval-images'), 2000)
     .option('--device <d>', DEVICE_HELP, device(), 'cpu')
-    .option('--threads <n>', THREADS_HELP, positiveInt('--threads'))
+    .option('--threads <n>', TRAIN_THREADS_HELP, positiveInt('--threads'))
     .option('--quiet', 'no progress output')
     .action(async (opts: DemoOptions) => {
       const { run } = await import('./demo.run.js');

@@ -104,6 +104,7 @@ export function orList(values: readonly string[]): string {
 export const DEVICE_HELP = 'cpu, cuda or cuda:N';
 /** --threads: the count comes from torch/threads.ts's policy when the flag is absent. */
 export const THREADS_HELP = 'libtorch CPU threads (default: SPN_THREADS, else 1)';
+export const TRAIN_THREADS_HELP = 'libtorch CPU threads for training (default: SPN_THREADS, else every core in bf16 and in fp32 on libtorch 2.x, 1 in fp32 on 1.x)';
 export const SEED_HELP = 'random seed (default: a random one, printed)';
 
 /** The parsed values of drawOptions. */

@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import { ArgError } from '../errors.js';
 import { isWorker, planLaunch, type LaunchFlags, type LaunchPlan } from '../train/launch.js';
 import type { TrainOptions } from '../train/trainer.js';
-import { choice, defaultRunDir, device, DEVICE_HELP, host, intRange, nonNegativeInt, positiveInt, positiveNum, tcpPort } from './options.js';
+import { choice, defaultRunDir, device, DEVICE_HELP, host, intRange, nonNegativeInt, positiveInt, positiveNum, tcpPort, TRAIN_THREADS_HELP } from './options.js';
 
 type SetValue = number | string | boolean;
 const STAGES = ['full', 'size', 'depth'] as const;
@@ -133,7 +133,7 @@ export function register(program: Command): void {
     .option('--batch-size <n>', "images per step (default: the preset's)", positiveInt('--batch-size'))
     .option('--lr <x>', "peak learning rate (default: the preset's)", positiveNum('--lr'))
     .option('--set <key=value>', 'override a preset setting, e.g. model.dim=96 or train.emaDecay=0.999 (repeatable)', collectSet)
-    .option('--threads <n>', 'libtorch CPU threads (default: SPN_THREADS, else 1 in fp32 and every core with bf16 on a CPU that has it)', positiveInt('--threads'))
+    .option('--threads <n>', TRAIN_THREADS_HELP, positiveInt('--threads'))
     .option('--quiet', 'no progress output')
     .option('--nproc <n>', 'data-parallel worker processes on this machine, like torchrun --nproc-per-node: each takes batch / world images of every step (default: 1); with --device cuda, one per GPU', positiveInt('--nproc'))
     .option('--nnodes <n>', 'machines in the job; each runs this command with its own --node-rank (default: 1)', positiveInt('--nnodes'))
