@@ -19,7 +19,8 @@ import { register as registerDecompress } from '../../src/cli/decompress.js';
 import { loadModel } from '../../src/train/checkpoint.js';
 import { evaluate } from '../../src/train/evaluate.js';
 import { cleanupTmp } from '../data/fixtures.js';
-import { cli, grayPng, makeFixture, noise, trainRun, type Fixture } from './fixtures.js';
+import { cli } from '../cli/in-process.js';
+import { grayPng, makeFixture, noise, trainRun, type Fixture } from './fixtures.js';
 
 let f: Fixture;
 const runs: Record<string, string> = {};

@@ -3,7 +3,6 @@
 // reads real run folders and checkpoints as the commands do.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Command } from 'commander';
 import { encodePng } from '../../src/spn/images.js';
 import { train, type TrainOptions } from '../../src/train/trainer.js';
 import { bytes, smoothImages, tmpDir, writeIdx } from '../data/fixtures.js';
@@ -45,19 +44,4 @@ export function grayPng(file: string, side: number, values: Uint8Array): void {
   const rgb = new Uint8Array(side * side * 3);
   values.forEach((v, i) => rgb.fill(v, i * 3, i * 3 + 3));
   fs.writeFileSync(file, encodePng({ width: side, height: side, rgb }));
-}
-
-/** Runs `spn <args>` in-process with the given command registrations; returns stdout. */
-export async function cli(registers: Array<(p: Command) => void>, ...args: string[]): Promise<string> {
-  const program = new Command().exitOverride();
-  for (const r of registers) r(program);
-  let out = '';
-  const write = process.stdout.write.bind(process.stdout);
-  process.stdout.write = ((chunk: string) => ((out += chunk), true)) as typeof process.stdout.write;
-  try {
-    await program.parseAsync(['node', 'spn', ...args]);
-  } finally {
-    process.stdout.write = write;
-  }
-  return out;
 }

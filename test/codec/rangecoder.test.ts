@@ -3,17 +3,12 @@
 import { describe, expect, it } from 'vitest';
 import { findSymbol, MAX_PRECISION, RangeDecoder, RangeEncoder } from '../../src/codec/rangecoder.js';
 import { detExp, quantize } from '../../src/codec/quantize.js';
+import { Rng } from '../../src/data/rng.js';
 
-/** mulberry32: a small deterministic PRNG in [0, 1). */
+/** A seeded uniform draw in [0, 1) (the project's mulberry32). */
 function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const g = new Rng(seed);
+  return () => g.next();
 }
 
 /** Cumulative counts (V + 1) of a probability vector, through the codec's quantizer. */

@@ -14,7 +14,8 @@ import { evalRun } from '../../src/cli/eval.run.js';
 import { loadModel } from '../../src/train/checkpoint.js';
 import { evaluate } from '../../src/train/evaluate.js';
 import { cleanupTmp } from '../data/fixtures.js';
-import { cli, makeFixture, noise, trainRun, type Fixture } from '../codec/fixtures.js';
+import { cli } from '../cli/in-process.js';
+import { makeFixture, noise, trainRun, type Fixture } from '../codec/fixtures.js';
 
 let f: Fixture;
 let run: string;

@@ -17,9 +17,10 @@ import * as torch from '../../src/torch/index.js';
 import { loadDataset } from '../../src/data/index.js';
 import { evalRun } from '../../src/cli/eval.run.js';
 import { writeSampleOutputs } from '../../src/spn/frames.js';
-import { checkCheckpoint, listCheckpoints, loadModel, pruneCheckpoints, readCheckpoint, resolveCheckpoint } from '../../src/train/checkpoint.js';
+import { checkCheckpoint, listCheckpoints, loadModel, openCheckpoint, pruneCheckpoints, readCheckpoint, resolveCheckpoint } from '../../src/train/checkpoint.js';
 import { runFiles } from '../../src/train/run.js';
 import { train, type TrainOptions } from '../../src/train/trainer.js';
+import { Rng } from '../../src/data/rng.js';
 import { cleanupTmp, smoothImages, tmpDir, writeIdx } from '../data/fixtures.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -80,6 +81,16 @@ async function rejection(p: Promise<unknown>): Promise<Error> {
   return err as Error;
 }
 
+/** The error `run()` fails with while every write to a file matching `pattern` (after `skip` good ones) fails. */
+async function rejectionUnderFault(pattern: RegExp, run: () => Promise<unknown>, skip = 0): Promise<Error> {
+  const undo = injectWriteFault(pattern, { skip });
+  try {
+    return await rejection(run());
+  } finally {
+    undo();
+  }
+}
+
 /** Asserts the final checkpoint of `dir` holds exactly the tensors of the uninterrupted run's. */
 function expectSameFinal(dir: string, other = ref, step = STEPS): void {
   const name = `step-${String(step).padStart(8, '0')}`;
@@ -114,13 +125,7 @@ const ONE_LINE_RESUME = (file: string, stoppedAt: string, last: number) =>
 async function faultedResume(pattern: RegExp, o: { skip?: number; message: RegExp; last: number; status?: 'failed' | 'stopped' | 'running'; check?: (dir: string) => void }): Promise<void> {
   const dir = copyRun(stopped10);
   const before = filesUnder(dir);
-  const undo = injectWriteFault(pattern, { skip: o.skip ?? 0 });
-  let err: Error;
-  try {
-    err = await rejection(train({ ...opts({ out: dir, steps: STEPS }), resume: true }));
-  } finally {
-    undo();
-  }
+  const err = await rejectionUnderFault(pattern, () => train({ ...opts({ out: dir, steps: STEPS }), resume: true }), o.skip);
   expect(err).toBeInstanceOf(WriteError);
   expect((err as WriteError).code).toBe('E_IO');
   expect((err as WriteError).errno).toBe('ENOSPC');
@@ -235,13 +240,7 @@ describe('a write failure at each writer', () => {
   it('metrics.jsonl (rewritten on resume): the run does not resume, and says from where it will', async () => {
     const dir = copyRun(stopped10);
     fs.appendFileSync(runFiles(dir).metrics, '{"kind":"train","step":14,"lo'); // a line a killed process left half-written
-    const undo = injectWriteFault(/metrics\.jsonl$/);
-    let err: Error;
-    try {
-      err = await rejection(train({ ...opts({ out: dir, steps: STEPS }), resume: true }));
-    } finally {
-      undo();
-    }
+    const err = await rejectionUnderFault(/metrics\.jsonl$/, () => train({ ...opts({ out: dir, steps: STEPS }), resume: true }));
     expect(err).toBeInstanceOf(WriteError);
     expect(err.message).toMatch(ONE_LINE_RESUME('metrics\\.jsonl', 'the run did not resume', 10));
     expect(tempFiles(dir)).toEqual([]);
@@ -259,13 +258,7 @@ describe('a write failure at each writer', () => {
 
   it('config.json of a new run: the run did not start and leaves no folder', async () => {
     const o = opts({ steps: 5 });
-    const undo = injectWriteFault(/config\.json$/);
-    let err: Error;
-    try {
-      err = await rejection(train(o));
-    } finally {
-      undo();
-    }
+    const err = await rejectionUnderFault(/config\.json$/, () => train(o));
     expect(err).toBeInstanceOf(WriteError);
     expect(err.message).toMatch(/^cannot write \S*config\.json: the disk is full \(ENOSPC\); the run did not start; free some space, then start it again$/);
     expect(fs.existsSync(o.out)).toBe(false);
@@ -273,13 +266,7 @@ describe('a write failure at each writer', () => {
 
   it('eval.json (spn eval)', async () => {
     const dir = copyRun(ref);
-    const undo = injectWriteFault(/eval\.json$/);
-    let err: Error;
-    try {
-      err = await rejection(evalRun(dir, { split: 'test', batchSize: 16, device: 'cpu', ema: true, which: 'latest', cacheDir, quiet: true }));
-    } finally {
-      undo();
-    }
+    const err = await rejectionUnderFault(/eval\.json$/, () => evalRun(dir, { split: 'test', batchSize: 16, device: 'cpu', ema: true, which: 'latest', cacheDir, quiet: true }));
     expect(err).toBeInstanceOf(WriteError);
     expect(err.message).toBe(`cannot write ${runFiles(dir).eval}: the disk is full (ENOSPC)`);
     expect(fs.existsSync(runFiles(dir).eval)).toBe(false);
@@ -359,6 +346,14 @@ describe('damaged checkpoints', () => {
       const { step, model } = await loadModel(dir, { which: 'latest', warn: () => {} });
       model.dispose();
       expect(step).toBe(10);
+      // openCheckpoint picks the same one, validated; loadModel takes it as it is.
+      const picked = openCheckpoint(dir, 'latest', { warn: () => {} });
+      expect(picked.base).toBe(path.join(folder, 'step-00000010'));
+      const again = await loadModel(picked);
+      again.model.dispose();
+      expect(again.step).toBe(10);
+      // A damaged checkpoint named by its path is an error naming it and why.
+      expect(() => openCheckpoint(path.join(folder, 'step-00000015'))).toThrow(new RegExp(`checkpoint ${esc(path.join(folder, 'step-00000015'))} cannot be used: .*${reason.source}`));
       // --resume: skipped, moved aside, reported (even with --quiet).
       const stderr = await captureStderr(() => train({ ...opts({ out: dir, steps: STEPS }), resume: true }));
       expect(stderr.result).toMatchObject({ state: 'done', step: STEPS });
@@ -507,9 +502,9 @@ describe('compiled CLI', () => {
     const steps = 160;
     const reference = (await train(opts({ steps, set: { 'train.precision': 'fp32' } }))).dir; // default cadences: checkpoints, evaluations and samples must not change the weights
     const out = path.join(work, 'killed');
-    const rng = mulberry32(17);
+    const rng = new Rng(17); // the kill moments are the same on every run of the test
     const firstArgs = ['--data', spec, '--preset', 'tiny', '--seed', '7', '--set', 'train.checkpointEverySec=0.05', '--set', 'train.evalEverySec=0.4', '--set', 'train.sampleEverySec=0.4', '--set', 'train.precision=fp32'];
-    const targets = Array.from({ length: 20 }, () => Math.floor(rng() * steps)).sort((a, b) => a - b);
+    const targets = Array.from({ length: 20 }, () => rng.int(steps)).sort((a, b) => a - b);
     let killedLive = 0;
     const history: string[] = [];
     for (let i = 0; i < 20; i++) {
@@ -522,11 +517,11 @@ describe('compiled CLI', () => {
       // being written) or at the next change in checkpoints/ (a checkpoint being written).
       let stderr = '';
       child.stderr!.on('data', (d) => (stderr += d));
-      const mode = rng();
+      const mode = rng.next();
       if (mode < 0.2) {
-        await sleep(rng() * 2000);
+        await sleep(rng.next() * 2000);
       } else {
-        const delay = rng() * 300;
+        const delay = rng.next() * 300;
         const t0 = Date.now();
         while (!(/^model: /m.test(stderr) && newestStep(out) >= targets[i]!) && child.exitCode === null && Date.now() - t0 < 60_000) await sleep(10);
         if (mode < 0.5) {
@@ -574,15 +569,3 @@ function distIsFresh(): boolean {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** A small seeded PRNG (mulberry32): the kill moments are the same on every run of the test. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}

@@ -4,7 +4,6 @@
 // the sum of its stages' NLLs on the right views, and sampling must keep what each stage is given.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Command } from 'commander';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SpnError } from '../../src/errors.js';
 import * as torch from '../../src/torch/index.js';
@@ -22,6 +21,7 @@ import { evaluate } from '../../src/train/evaluate.js';
 import { subsampleSet } from '../../src/data/subsample.js';
 import { train, type TrainOptions } from '../../src/train/trainer.js';
 import { cleanupTmp, smoothImages, tmpDir, writeIdx } from '../data/fixtures.js';
+import { cli } from '../cli/in-process.js';
 
 let work: string;
 let cacheDir: string;
@@ -168,30 +168,17 @@ describe('three stages: 4×4 3-bit -> 8×8 3-bit -> 8×8 8-bit', () => {
 
   it('spn eval --pipeline and spn sample --pipeline', async () => {
     const file = pipelineFile('three', chain('small3', 'large3size', 'large8depth'));
-    const cli = async (...args: string[]) => {
-      const program = new Command().exitOverride();
-      registerEval(program);
-      registerSample(program);
-      let out = '';
-      const write = process.stdout.write.bind(process.stdout);
-      process.stdout.write = ((chunk: string) => ((out += chunk), true)) as typeof process.stdout.write;
-      try {
-        await program.parseAsync(['node', 'spn', ...args]);
-      } finally {
-        process.stdout.write = write;
-      }
-      return out;
-    };
-    const json = JSON.parse(await cli('eval', '--pipeline', file, '--cache-dir', cacheDir, '--quiet', '--json', '--limit', '8'));
+    const spn = (...args: string[]) => cli([registerEval, registerSample], ...args);
+    const json = JSON.parse(await spn('eval', '--pipeline', file, '--cache-dir', cacheDir, '--quiet', '--json', '--limit', '8'));
     expect(Object.keys(json).slice(0, 3)).toEqual(['bpd', 'images', 'stages']);
     expect(json.images).toBe(8);
     expect(json.stages.map((s: { stage: string }) => s.stage)).toEqual(['full', 'size', 'depth']);
     const direct = await evalPipeline(loadPipeline(file), test8, { limit: 8 });
     expect(json.bpd).toBe(direct.bpd);
-    expect(await cli('eval', '--pipeline', file, '--cache-dir', cacheDir, '--quiet', '--limit', '2')).toMatch(/bits\/dim of the final 8×8×1 8-bit images over 2 images[^\n]*\n {2}stage 1 runs\/small3 \(full, 4×4×1 3-bit\): \d\.\d{4} bits\/dim share/);
-    await expect(cli('eval', runs['small3']!, '--pipeline', file)).rejects.toThrow(/not both/);
+    expect(await spn('eval', '--pipeline', file, '--cache-dir', cacheDir, '--quiet', '--limit', '2')).toMatch(/bits\/dim of the final 8×8×1 8-bit images over 2 images[^\n]*\n {2}stage 1 runs\/small3 \(full, 4×4×1 3-bit\): \d\.\d{4} bits\/dim share/);
+    await expect(spn('eval', runs['small3']!, '--pipeline', file)).rejects.toThrow(/not both/);
     const out = path.join(work, 'out', 'grid.png');
-    await cli('sample', '--pipeline', file, '--n', '2', '--seed', '3', '--out', out, '--frames', path.join(work, 'out', 'stages'), '--quiet');
+    await spn('sample', '--pipeline', file, '--n', '2', '--seed', '3', '--out', out, '--frames', path.join(work, 'out', 'stages'), '--quiet');
     expect(fs.existsSync(out)).toBe(true);
     expect(fs.readdirSync(path.join(work, 'out', 'stages')).sort()).toEqual(['stage-1.png', 'stage-2.png', 'stage-3.png']);
   });

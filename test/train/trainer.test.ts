@@ -14,6 +14,7 @@ import { listCheckpoints, loadModel, readCheckpoint } from '../../src/train/chec
 import { runFiles } from '../../src/train/run.js';
 import { train, type TrainOptions } from '../../src/train/trainer.js';
 import { cleanupTmp, smoothImages, tmpDir, writeIdx } from '../data/fixtures.js';
+import { cli } from '../cli/in-process.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -299,22 +300,9 @@ describe('eval', () => {
   });
 
   it('spn eval --json prints the documented JSON and writes eval.json on a full split', async () => {
-    const { Command } = await import('commander');
     const { register } = await import('../../src/cli/eval.js');
     const dir = (await train(opts({ steps: 10 }))).dir;
-    const run = async (...args: string[]) => {
-      const program = new Command().exitOverride();
-      register(program);
-      let out = '';
-      const write = process.stdout.write.bind(process.stdout);
-      process.stdout.write = ((chunk: string) => ((out += chunk), true)) as typeof process.stdout.write;
-      try {
-        await program.parseAsync(['node', 'spn', 'eval', dir, '--cache-dir', cacheDir, '--quiet', ...args]);
-      } finally {
-        process.stdout.write = write;
-      }
-      return out;
-    };
+    const run = (...args: string[]) => cli([register], 'eval', dir, '--cache-dir', cacheDir, '--quiet', ...args);
     const limited = JSON.parse(await run('--json', '--limit', '4'));
     expect(limited).toMatchObject({ images: 4, split: 'test', step: 10 });
     expect(fs.existsSync(runFiles(dir).eval)).toBe(false);
