@@ -180,7 +180,7 @@ export async function runDistributedBench(opts: DistributedOptions = {}): Promis
     preset, data, batch, parameters, preset_precision: presetPrecision,
     allreduce_bytes_per_step: parameters * 4 + 4 * 8,
     warmup_records: warmup, records,
-    target: '2 processes of 1 thread at least 1.8× one process on 1 thread; where 2 ranks beat 2 threads, ranks should be spn train\'s default on a CPU (train/launch.ts defaultNproc)',
+    target: '2 processes of 1 thread at least 1.8× one process on 1 thread; where 2 ranks beat 2 threads, ranks should be spn train\'s default on a CPU (train/launch.ts DEFAULT_NPROC)',
     entries, comparisons, ...(note ? { note } : {}),
   };
 }

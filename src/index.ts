@@ -27,7 +27,7 @@ export { subsampleSet } from './data/subsample.js';
 // training and runs
 export { train, type TrainOptions, type TrainProgress, type TrainResult } from './train/trainer.js';
 export { RunConfig, readRunConfig, runFiles, type RunStatus } from './train/run.js';
-export { loadModel, resolveCheckpoint, listCheckpoints, readCheckpoint, type CheckpointMeta } from './train/checkpoint.js';
+export { loadModel, openCheckpoint, resolveCheckpoint, listCheckpoints, readCheckpoint, type CheckpointMeta, type ValidCheckpoint } from './train/checkpoint.js';
 
 // scoring
 export { evaluate, type EvalResult, type EvaluateOptions } from './train/evaluate.js';

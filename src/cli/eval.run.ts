@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import { ArgError } from '../errors.js';
 import type { ImageSet } from '../data/types.js';
 import { evalPipeline, loadPipeline, type PipelineEvalResult } from '../train/pipeline.js';
-import { loadModel, resolveCheckpoint } from '../train/checkpoint.js';
+import { loadModel, openCheckpoint } from '../train/checkpoint.js';
 import { evaluate, type EvalResult } from '../train/evaluate.js';
 import { createProgress } from '../train/progress.js';
 import { runFiles, writeJson, type RunConfig } from '../train/run.js';
@@ -54,8 +54,9 @@ function loadSplit(cfg: RunConfig, o: EvalCommandOptions, log: (m: string) => vo
 export async function evalRun(target: string, o: EvalCommandOptions): Promise<EvalReport> {
   checkOptions(o);
   const log = (m: string) => o.quiet || process.stderr.write(m + '\n');
-  const checkpoint = resolveCheckpoint(target, o.which);
-  const { model, config, step } = await loadModel(checkpoint, { ema: o.ema, device: o.device });
+  const picked = openCheckpoint(target, o.which);
+  const checkpoint = picked.base;
+  const { model, config, step } = await loadModel(picked, { ema: o.ema, device: o.device });
   try {
     const { set, spec } = await loadSplit(config, o, log);
     const n = Math.min(set.n, o.limit ?? set.n);

@@ -2,7 +2,6 @@
 // every check of the flags (all before anything is written); the work is the trainer, loaded by
 // train.run.ts only when the command runs (see main.ts).
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import type { Command } from 'commander';
 import { ArgError } from '../errors.js';
 import { isWorker, planLaunch, type LaunchFlags, type LaunchPlan } from '../train/launch.js';
@@ -108,7 +107,7 @@ export function trainOptions(f: TrainFlags, cmd: Command): TrainOptions {
 /** How `spn train` runs with these flags: alone, as a worker of a job, or launching workers (train/launch.ts). */
 export function trainLaunch(f: TrainFlags): LaunchPlan {
   const flags: LaunchFlags = { nproc: f.nproc, nnodes: f.nnodes, nodeRank: f.nodeRank, masterAddr: f.masterAddr, masterPort: f.masterPort };
-  return planLaunch(flags, { device: f.device, cores: os.availableParallelism() });
+  return planLaunch(flags);
 }
 
 export function register(program: Command): void {

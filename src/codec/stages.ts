@@ -8,7 +8,7 @@ import * as torch from '../torch/index.js';
 import { DecodePlan } from '../spn/decode.js';
 import type { ModelConfig } from '../spn/config.js';
 import type { SPN } from '../spn/model.js';
-import { listCheckpoints, loadModel, resolveCheckpoint } from '../train/checkpoint.js';
+import { listCheckpoints, loadModel, openCheckpoint, resolveCheckpoint, type ValidCheckpoint } from '../train/checkpoint.js';
 import { loadPipeline } from '../train/pipeline.js';
 import { runFiles, type RunConfig } from '../train/run.js';
 import type { Header, StageEntry } from './container.js';
@@ -63,8 +63,9 @@ function runDirOf(target: string): string {
   return path.dirname(path.dirname(abs.replace(/\.(json|safetensors)$/, '')));
 }
 
-async function openStage(run: string, checkpointBase: string, ema: boolean): Promise<CodecStage> {
-  const { model, config, step } = await loadModel(checkpointBase, { ema, device: 'cpu' });
+async function openStage(run: string, checkpoint: string | ValidCheckpoint, ema: boolean): Promise<CodecStage> {
+  const checkpointBase = typeof checkpoint === 'string' ? checkpoint : checkpoint.base;
+  const { model, config, step } = await loadModel(checkpoint, { ema, device: 'cpu' });
   if (model.dtype !== 'float32') {
     model.dispose();
     throw new ConfigError(`${checkpointBase}: the codec codes with float32 weights, this model is ${model.dtype}`);
@@ -88,8 +89,8 @@ export async function openModels(src: ModelSource, o: LoadOptions = {}): Promise
   const ema = o.ema ?? true;
   const which = o.which ?? 'best';
   if ('run' in src) {
-    const base = resolveCheckpoint(src.run, which);
-    const stage = await openStage(runDirOf(base), base, ema);
+    const picked = openCheckpoint(src.run, which);
+    const stage = await openStage(runDirOf(picked.base), picked, ema);
     if (stage.config.stage !== 'full') {
       closeModels([stage]);
       throw new ArgError(`${src.run} is a '${stage.config.stage}' upscaling stage: it codes only what it is given the rest of; compress with a pipeline that starts with a 'full' model (--pipeline <file>)`);
@@ -99,7 +100,7 @@ export async function openModels(src: ModelSource, o: LoadOptions = {}): Promise
   const p = loadPipeline(src.pipeline);
   const stages: CodecStage[] = [];
   try {
-    for (const s of p.stages) stages.push(await openStage(s.dir, resolveCheckpoint(s.dir, which), ema));
+    for (const s of p.stages) stages.push(await openStage(s.dir, openCheckpoint(s.dir, which), ema));
   } catch (err) {
     closeModels(stages);
     throw err;

@@ -24,7 +24,7 @@ import { ArgError, SpnError } from '../errors.js';
 import { native, type Handle } from './binding.js';
 import { isFloating } from './dtype.js';
 import { fromArray } from './ops.js';
-import { Tensor, type Device } from './tensor.js';
+import { Tensor, tidy, type Device } from './tensor.js';
 
 export type Backend = 'gloo' | 'nccl';
 export type ReduceOp = 'sum' | 'max' | 'min';
@@ -325,6 +325,29 @@ export class ProcessGroup {
     } finally {
       t.dispose();
     }
+  }
+
+  /**
+   * Every rank's string, in rank order: an all-gather made of two all-reduces (the lengths, then
+   * the bytes, each rank's at its offset with zeros elsewhere, so the sums are exact). Built on
+   * collectives rather than the store, so that a rank that died is noticed at once (its
+   * connections close), not after the timeout.
+   */
+  allGatherStrings(value: string): string[] {
+    if (typeof value !== 'string') throw new ArgError('allGatherStrings: expected a string');
+    const mine = Buffer.from(value, 'utf8');
+    const lengths = this.allReduceNumbers(Array.from({ length: this.worldSize }, (_, r) => (r === this.rank ? mine.length : 0)));
+    const offsets = lengths.map((_, r) => lengths.slice(0, r).reduce((a, b) => a + b, 0));
+    const total = lengths.reduce((a, b) => a + b, 0);
+    if (total === 0) return lengths.map(() => '');
+    const bytes = tidy(() => {
+      const all = new Uint8Array(total);
+      all.set(mine, offsets[this.rank]);
+      const t = fromArray(all, [total], { dtype: 'uint8', device: this.device });
+      this.allReduce(t);
+      return (t.device === 'cpu' ? t : t.to('cpu')).data() as Uint8Array;
+    });
+    return lengths.map((n, r) => Buffer.from(bytes.buffer, bytes.byteOffset + offsets[r]!, n).toString('utf8'));
   }
 
   /** Returns once every rank has called barrier(). */

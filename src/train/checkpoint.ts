@@ -266,8 +266,25 @@ function pickFromRun(dir: string, which: 'latest' | 'best', warn: (m: string) =>
  * (default: a warning on stderr).
  */
 export function resolveCheckpoint(target: string, which: 'latest' | 'best' = 'latest', o: { warn?: (m: string) => void } = {}): string {
-  if (fs.existsSync(target) && fs.statSync(target).isDirectory()) return pickFromRun(target, which, o.warn ?? warnToStderr).base;
+  if (isDir(target)) return pickFromRun(target, which, o.warn ?? warnToStderr).base;
   return checkpointBase(target);
+}
+
+/**
+ * The checkpoint of a run folder (as resolveCheckpoint picks it) or at a checkpoint path,
+ * validated, with its bytes: read and checked once, then loaded with decodeCheckpoint or
+ * loadModel. A damaged checkpoint path is an error naming the file and what is wrong.
+ */
+export function openCheckpoint(target: string, which: 'latest' | 'best' = 'latest', o: { warn?: (m: string) => void } = {}): ValidCheckpoint {
+  return isDir(target) ? pickFromRun(target, which, o.warn ?? warnToStderr) : validated(checkpointBase(target));
+}
+
+const isDir = (target: string) => fs.existsSync(target) && fs.statSync(target).isDirectory();
+
+function validated(base: string): ValidCheckpoint {
+  const c = checkCheckpoint(base);
+  if (!c.ok) throw new SpnError(c.code, `checkpoint ${base} cannot be used: ${c.reason}`);
+  return c;
 }
 
 function checkpointBase(target: string): string {
@@ -280,9 +297,7 @@ function checkpointBase(target: string): string {
 
 /** Reads a checkpoint (a path without extension) after validating it: a damaged one is an error naming the file and what is wrong. */
 export function readCheckpoint(base: string, device = 'cpu'): LoadedCheckpoint {
-  const c = checkCheckpoint(base);
-  if (!c.ok) throw new SpnError(c.code, `checkpoint ${base} cannot be used: ${c.reason}`);
-  return decodeCheckpoint(c, device);
+  return decodeCheckpoint(validated(base), device);
 }
 
 /**
@@ -343,19 +358,15 @@ export function pick(tensors: Record<string, torch.Tensor>, prefix: string): Rec
 }
 
 /**
- * The model of a run folder or checkpoint, with EMA weights by default (what evaluation and
- * sampling use). Picks the run's best checkpoint when there is one; a damaged checkpoint of a
- * run folder is skipped with a message through `o.warn` (default: a warning on stderr).
+ * The model of a run folder or checkpoint (or of a checkpoint openCheckpoint validated), with EMA
+ * weights by default (what evaluation and sampling use). Picks the run's best checkpoint when
+ * there is one; a damaged checkpoint of a run folder is skipped with a message through `o.warn`
+ * (default: a warning on stderr).
  */
-export async function loadModel(target: string, o: { ema?: boolean; device?: string; which?: 'latest' | 'best'; warn?: (m: string) => void } = {}): Promise<{ model: SPN; config: RunConfig; step: number }> {
+export async function loadModel(target: string | ValidCheckpoint, o: { ema?: boolean; device?: string; which?: 'latest' | 'best'; warn?: (m: string) => void } = {}): Promise<{ model: SPN; config: RunConfig; step: number }> {
   const device = o.device ?? 'cpu';
-  let loaded: LoadedCheckpoint;
-  if (fs.existsSync(target) && fs.statSync(target).isDirectory()) {
-    loaded = decodeCheckpoint(pickFromRun(target, o.which ?? 'best', o.warn ?? warnToStderr), device);
-  } else {
-    loaded = readCheckpoint(checkpointBase(target), device);
-  }
-  const { meta, tensors } = loaded;
+  const c = typeof target === 'string' ? openCheckpoint(target, o.which ?? 'best', o) : target;
+  const { meta, tensors } = decodeCheckpoint(c, device);
   try {
     const model = new SPN(meta.config.model, { device });
     model.loadStateDict(pick(tensors, o.ema === false ? 'model.' : 'ema.'));

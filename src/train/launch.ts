@@ -44,13 +44,12 @@ export type LaunchPlan =
 export const DEFAULT_MASTER_PORT = 29500;
 
 /**
- * Worker processes `spn train` starts on this machine when --nproc is not given: 1 (one process,
- * its threads per torch/threads.ts). The distributed benchmark (`npm run bench -- --only
- * distributed`) compares ranks against threads on a CPU; where ranks win, this is the switch.
+ * Worker processes `spn train` starts on this machine when --nproc is not given: one process,
+ * its threads per torch/threads.ts. The distributed benchmark (`npm run bench -- --only
+ * distributed`) compares ranks against threads on a CPU: one process on every thread measured
+ * faster than one rank per core (BENCHMARKS.md); where ranks win, this is the switch.
  */
-export function defaultNproc(_o: { device: string; cores: number }): number {
-  return 1;
-}
+export const DEFAULT_NPROC = 1;
 
 /** Whether this process was started as one rank of a job (as launchedDistributed in src/torch/distributed.ts, without loading libtorch). */
 export function isWorker(env: NodeJS.ProcessEnv = process.env): boolean {
@@ -61,7 +60,7 @@ export function isWorker(env: NodeJS.ProcessEnv = process.env): boolean {
  * What `spn train` does with these flags in this environment: launch workers, run as a worker,
  * or run alone. Every inconsistency is an ArgError naming the flag, before anything starts.
  */
-export function planLaunch(f: LaunchFlags, o: { device: string; cores: number }, env: NodeJS.ProcessEnv = process.env): LaunchPlan {
+export function planLaunch(f: LaunchFlags, env: NodeJS.ProcessEnv = process.env): LaunchPlan {
   if (isWorker(env)) {
     const job = `this process is rank ${env.RANK ?? '?'} of WORLD_SIZE=${env.WORLD_SIZE ?? '?'} (RANK/WORLD_SIZE set by its launcher, e.g. torchrun), a worker that launches nothing`;
     const clash = (flag: string, given: number | string | undefined, envName: string, expected: string | undefined) => {
@@ -81,7 +80,7 @@ export function planLaunch(f: LaunchFlags, o: { device: string; cores: number },
     clash('--master-port', f.masterPort, 'MASTER_PORT', env.MASTER_PORT);
     return { mode: 'worker' };
   }
-  const nproc = f.nproc ?? defaultNproc(o);
+  const nproc = f.nproc ?? DEFAULT_NPROC;
   const nnodes = f.nnodes ?? 1;
   if (f.nodeRank !== undefined && f.nodeRank >= nnodes) {
     throw new ArgError(`--node-rank ${f.nodeRank}: expected 0 to ${nnodes - 1} for --nnodes ${nnodes}`);

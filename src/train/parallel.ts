@@ -48,6 +48,7 @@ import * as torch from '../torch/index.js';
 import { envRendezvous, initProcessGroup, type Backend, type ProcessGroup, type Rendezvous } from '../torch/distributed.js';
 import type { ImageSet } from '../data/types.js';
 import type { SPN } from '../spn/model.js';
+import { clipGradNorm, gradNorm } from '../torch/optim/index.js';
 import { evaluate, type EvalResult } from './evaluate.js';
 import type { TrainOptions } from './options.js';
 
@@ -175,8 +176,6 @@ export interface StepValues {
   stop: boolean;
 }
 
-const FLOAT64 = 7; // c10::ScalarType::Double, as clipGradNorm accumulates norms
-
 export class DataParallel {
   readonly rank: number;
   readonly worldSize: number;
@@ -224,27 +223,10 @@ export class DataParallel {
     return this.pg.backend;
   }
 
-  /**
-   * Every rank's string, in rank order (an all-gather made of two all-reduces: the lengths, then
-   * the bytes, each at its rank's offset with zeros elsewhere, so the sums are exact). Built on
-   * collectives rather than the TCPStore so that a rank that died is noticed at once (its
-   * connections close), not after the timeout. `what` says what for, in errors.
-   */
+  /** Every rank's string, in rank order (ProcessGroup.allGatherStrings); `what` says what for, in errors. */
   #exchange(what: string, value: string): string[] {
     try {
-      const mine = Buffer.from(value, 'utf8');
-      const lengths = this.pg.allReduceNumbers(Array.from({ length: this.worldSize }, (_, r) => (r === this.rank ? mine.length : 0)));
-      const offsets = lengths.map((_, r) => lengths.slice(0, r).reduce((a, b) => a + b, 0));
-      const total = lengths.reduce((a, b) => a + b, 0);
-      if (total === 0) return lengths.map(() => '');
-      const bytes = torch.tidy(() => {
-        const all = new Uint8Array(total);
-        all.set(mine, offsets[this.rank]);
-        const t = torch.fromArray(all, [total], { dtype: 'uint8', device: this.pg.device });
-        this.pg.allReduce(t);
-        return (t.device === 'cpu' ? t : t.to('cpu')).data() as Uint8Array;
-      });
-      return lengths.map((n, r) => Buffer.from(bytes.buffer, bytes.byteOffset + offsets[r]!, n).toString('utf8'));
+      return this.pg.allGatherStrings(value);
     } catch (err) {
       if (!(err instanceof SpnError)) throw err;
       throw this.explain(new SpnError(err.code, `rank ${this.rank} could not ${what} with the other ranks: ${err.message}`, { cause: err }));
@@ -354,12 +336,7 @@ export class DataParallel {
     const root = this.isRoot;
     const [loss, elapsed, stop, rootNorm] = this.pg.allReduceNumbers([local.loss, root ? local.elapsed : 0, root && local.stop ? 1 : 0, root ? norm : 0]);
     this.commMs += t1 - t0 + (performance.now() - t2);
-    const coef = maxNorm / (rootNorm! + 1e-6); // clipGradNorm's coefficient
-    if (coef < 1) {
-      torch.noGrad(() => torch.tidy(() => {
-        for (const p of params) torch.inplace('aten::mul_.Scalar', [p.grad!, coef]);
-      }));
-    }
+    clipGradNorm(params, maxNorm, rootNorm!);
     return { loss: loss! / this.worldSize, elapsed: elapsed!, stop: stop! > 0 };
   }
 
@@ -421,14 +398,4 @@ export class DataParallel {
       // The error that ended the run is the one to report.
     }
   }
-}
-
-/** The L2 norm of all gradients, computed as clipGradNorm computes it. */
-function gradNorm(params: torch.Tensor[]): number {
-  return torch.noGrad(() => torch.tidy(() => {
-    const norms = params.map((p) => torch.call('aten::linalg_vector_norm', [p.grad!, 2, null, false, FLOAT64]) as torch.Tensor);
-    const devices = new Set(norms.map((t) => t.device));
-    const onOne = devices.size === 1 ? norms : norms.map((t) => t.to('cpu'));
-    return (torch.call('aten::linalg_vector_norm', [torch.stack(onOne), 2]) as torch.Tensor).item();
-  }));
 }

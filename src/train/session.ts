@@ -23,7 +23,7 @@ import { SPN } from '../spn/model.js';
 import { sample } from '../spn/sample.js';
 import { joinDepth, toBatch } from '../spn/stage.js';
 import { removeStaleTempFiles, writeFileAtomic } from '../fsutil.js';
-import { checkpointName, decodeCheckpoint, pick, pruneCheckpoints, readCheckpoint, resolveCheckpoint, resumeCheckpoint, saveCheckpoint, type CheckpointMeta, type LoadedCheckpoint, type ValidCheckpoint } from './checkpoint.js';
+import { checkpointName, decodeCheckpoint, openCheckpoint, pick, pruneCheckpoints, resumeCheckpoint, saveCheckpoint, type CheckpointMeta, type LoadedCheckpoint, type ValidCheckpoint } from './checkpoint.js';
 import { evaluate } from './evaluate.js';
 import { checkBatchSplit, dataBitsFor, newRunConfig, newTrainConfig, resumedRunConfig, DEFAULT_DATA, DEFAULT_PRESET, type TrainOptions } from './options.js';
 import type { DataParallel, StepValues } from './parallel.js';
@@ -136,7 +136,7 @@ export class TrainingSession {
         } else {
           checkBatchSplit(newTrainConfig(o).batchSize, world, o.batchSize !== undefined ? '--batch-size' : `the batch size of preset ${o.preset ?? DEFAULT_PRESET}`);
         }
-        if (o.initFrom) source = readCheckpoint(resolveCheckpoint(o.initFrom, 'best'));
+        if (o.initFrom) source = decodeCheckpoint(openCheckpoint(o.initFrom, 'best'), 'cpu');
         const from = (source as LoadedCheckpoint | null)?.meta.config;
         const size = prior?.size ?? o.size;
         const resume = resumeFrom as ValidCheckpoint | null;

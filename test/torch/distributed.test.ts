@@ -14,6 +14,7 @@ import { native } from '../../src/torch/binding.js';
 import * as distributed from '../../src/torch/distributed.js';
 import { fromArray } from '../../src/torch/ops.js';
 import { dispose, type Tensor } from '../../src/torch/tensor.js';
+import { freePort } from '../../src/train/launch.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 // The children load the same addon as this process.
@@ -42,15 +43,6 @@ beforeAll(() => {
 afterAll(() => {
   if (outDir) fs.rmSync(outDir, { recursive: true, force: true });
 });
-
-/** A TCP port nobody listens on right now. */
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise<void>((resolve) => srv.close(() => resolve()));
-  return port;
-}
 
 type Event = Record<string, unknown> & { event: string };
 
@@ -121,7 +113,7 @@ const testValue = (i: number, j: number, r: number, integer: boolean): number =>
 };
 
 describe('two ranks on gloo', () => {
-  it('all-reduce, coalesced all-reduce, broadcast, store and checkSame give exact results on every rank', async () => {
+  it('all-reduce, coalesced all-reduce, broadcast, store, checkSame and allGatherStrings give exact results on every rank', async () => {
     const ranks = await runJob('values');
     for (const rk of ranks) {
       const ar = await rk.next('allReduce');
@@ -157,7 +149,11 @@ describe('two ranks on gloo', () => {
       expect(bc.fromRoot1).toEqual([[1, 1.5, -1], [10, 20], [1.5], [1, 3, 2, 4]]);
     }
     expect((await ranks[0]!.next('store')).got).toBe('from rank 1');
-    expect((await ranks[1]!.next('store')).got).toBe('from rank 0');
+    const st1 = await ranks[1]!.next('store');
+    expect(st1.got).toBe('from rank 0');
+    // allGatherStrings: every rank's string in rank order (UTF-8 and empty strings included).
+    expect(st1.gathered).toEqual(['rank zero, ü', '']);
+    expect(st1.gatheredBoth).toEqual(['r0', 'r1r1']);
   });
 
   it('ranks that call different collectives all throw, naming the ranks, and the group stays usable', async () => {

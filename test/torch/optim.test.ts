@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import * as torch from '../../src/torch/index.js';
-import { AdamW, EMA, clipGradNorm, lrAt } from '../../src/torch/optim/index.js';
+import { AdamW, EMA, clipGradNorm, gradNorm, lrAt } from '../../src/torch/optim/index.js';
 import { SpnError } from '../../src/errors.js';
 
 const f64 = (values: number[], shape?: number[]) => torch.fromArray(new Float64Array(values), shape);
@@ -178,6 +178,21 @@ describe('clipGradNorm', () => {
     expect(torch.tidy(() => value(a.grad!))).toEqual(ga);
     a.dispose();
     b.dispose();
+  });
+
+  it('clips by a norm it is given (data-parallel ranks: the agreed one) and gradNorm is the norm it computes', () => {
+    const a = param([0, 0]);
+    setGrad(a, [3, 4]);
+    expect(gradNorm([a])).toBeCloseTo(5, 12);
+    expect(clipGradNorm([a], 2, 10)).toBe(10); // scaled by 2 / (10 + 1e-6), not 2 / 5
+    const g = torch.tidy(() => value(a.grad!));
+    expect(g[0]!).toBeCloseTo((3 * 2) / (10 + 1e-6), 12);
+    expect(g[1]!).toBeCloseTo((4 * 2) / (10 + 1e-6), 12);
+    expect(clipGradNorm([a], 2, 1)).toBe(1); // below the limit: unchanged
+    expect(torch.tidy(() => value(a.grad!))).toEqual(g);
+    const none = param([1]);
+    expect(gradNorm([none])).toBe(0); // no gradient
+    for (const t of [a, none]) t.dispose();
   });
 });
 

@@ -17,7 +17,7 @@ import * as torch from '../../src/torch/index.js';
 import { loadDataset } from '../../src/data/index.js';
 import { checkCheckpoint, listCheckpoints, loadModel, readCheckpoint } from '../../src/train/checkpoint.js';
 import { evaluate } from '../../src/train/evaluate.js';
-import { planLaunch } from '../../src/train/launch.js';
+import { freePort, planLaunch } from '../../src/train/launch.js';
 import { jobFromEnv, rankDevice } from '../../src/train/parallel.js';
 import { renderBenchmarksMd } from '../../bench/report.js';
 import type { DistributedReport } from '../../bench/distributed.js';
@@ -69,14 +69,6 @@ afterAll(() => {
   cleanupTmp();
   if (build) fs.rmSync(build, { recursive: true, force: true });
 });
-
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise<void>((resolve) => srv.close(() => resolve()));
-  return port;
-}
 
 interface Proc {
   child: ChildProcess;
@@ -522,17 +514,16 @@ describe('bad setups are clear errors within the timeout, never a hang', () => {
 });
 
 describe('launch flags', () => {
-  const ok = { device: 'cpu', cores: 2 };
   const torchrun = { RANK: '1', WORLD_SIZE: '4', LOCAL_RANK: '1', LOCAL_WORLD_SIZE: '2', MASTER_ADDR: 'node0', MASTER_PORT: '29500' };
 
   it('one process by default; --nproc launches; --nnodes needs the master address and this node\'s rank', () => {
-    expect(planLaunch({}, ok, {})).toEqual({ mode: 'single' });
-    expect(planLaunch({ nproc: 2 }, ok, {})).toEqual({ mode: 'launch', nproc: 2, nnodes: 1, nodeRank: 0, masterAddr: '127.0.0.1', masterPort: null });
-    expect(planLaunch({ nproc: 4, nnodes: 2, nodeRank: 1, masterAddr: 'node0' }, ok, {})).toEqual({ mode: 'launch', nproc: 4, nnodes: 2, nodeRank: 1, masterAddr: 'node0', masterPort: 29500 });
-    expect(() => planLaunch({ nnodes: 2, nodeRank: 0 }, ok, {})).toThrow(/^--nnodes 2 needs --master-addr: the address of node 0/);
-    expect(() => planLaunch({ nnodes: 2, masterAddr: 'a' }, ok, {})).toThrow(/^--nnodes 2 needs --node-rank/);
-    expect(() => planLaunch({ nnodes: 2, nodeRank: 2, masterAddr: 'a' }, ok, {})).toThrow(/^--node-rank 2: expected 0 to 1 for --nnodes 2$/);
-    expect(() => planLaunch({ masterPort: 1234 }, ok, {})).toThrow(/^--master-port applies to a job of several processes/);
+    expect(planLaunch({}, {})).toEqual({ mode: 'single' });
+    expect(planLaunch({ nproc: 2 }, {})).toEqual({ mode: 'launch', nproc: 2, nnodes: 1, nodeRank: 0, masterAddr: '127.0.0.1', masterPort: null });
+    expect(planLaunch({ nproc: 4, nnodes: 2, nodeRank: 1, masterAddr: 'node0' }, {})).toEqual({ mode: 'launch', nproc: 4, nnodes: 2, nodeRank: 1, masterAddr: 'node0', masterPort: 29500 });
+    expect(() => planLaunch({ nnodes: 2, nodeRank: 0 }, {})).toThrow(/^--nnodes 2 needs --master-addr: the address of node 0/);
+    expect(() => planLaunch({ nnodes: 2, masterAddr: 'a' }, {})).toThrow(/^--nnodes 2 needs --node-rank/);
+    expect(() => planLaunch({ nnodes: 2, nodeRank: 2, masterAddr: 'a' }, {})).toThrow(/^--node-rank 2: expected 0 to 1 for --nnodes 2$/);
+    expect(() => planLaunch({ masterPort: 1234 }, {})).toThrow(/^--master-port applies to a job of several processes/);
   });
 
   it('a PyTorchJob pod (RANK, WORLD_SIZE and MASTER_* alone) is the only rank on its machine', () => {
@@ -549,12 +540,12 @@ describe('launch flags', () => {
   });
 
   it('a process with the torchrun variables is a worker; its launch flags must agree with them', () => {
-    expect(planLaunch({}, ok, torchrun)).toEqual({ mode: 'worker' });
-    expect(planLaunch({ nproc: 2, nnodes: 2, nodeRank: 0, masterAddr: 'node0', masterPort: 29500 }, ok, torchrun)).toEqual({ mode: 'worker' });
-    expect(() => planLaunch({ nproc: 8 }, ok, torchrun)).toThrow(/^--nproc 8 disagrees with LOCAL_WORLD_SIZE=2: this process is rank 1 of WORLD_SIZE=4 \(RANK\/WORLD_SIZE set by its launcher, e\.g\. torchrun\), a worker that launches nothing; drop --nproc or make it agree$/);
-    expect(() => planLaunch({ nnodes: 3 }, ok, torchrun)).toThrow(/^--nnodes 3 × 2 processes per machine disagrees with WORLD_SIZE=4/);
-    expect(() => planLaunch({ nodeRank: 1 }, ok, torchrun)).toThrow(/^--node-rank 1 disagrees with RANK \/ LOCAL_WORLD_SIZE=0/);
-    expect(() => planLaunch({ masterPort: 1 }, ok, torchrun)).toThrow(/^--master-port 1 disagrees with MASTER_PORT=29500/);
+    expect(planLaunch({}, torchrun)).toEqual({ mode: 'worker' });
+    expect(planLaunch({ nproc: 2, nnodes: 2, nodeRank: 0, masterAddr: 'node0', masterPort: 29500 }, torchrun)).toEqual({ mode: 'worker' });
+    expect(() => planLaunch({ nproc: 8 }, torchrun)).toThrow(/^--nproc 8 disagrees with LOCAL_WORLD_SIZE=2: this process is rank 1 of WORLD_SIZE=4 \(RANK\/WORLD_SIZE set by its launcher, e\.g\. torchrun\), a worker that launches nothing; drop --nproc or make it agree$/);
+    expect(() => planLaunch({ nnodes: 3 }, torchrun)).toThrow(/^--nnodes 3 × 2 processes per machine disagrees with WORLD_SIZE=4/);
+    expect(() => planLaunch({ nodeRank: 1 }, torchrun)).toThrow(/^--node-rank 1 disagrees with RANK \/ LOCAL_WORLD_SIZE=0/);
+    expect(() => planLaunch({ masterPort: 1 }, torchrun)).toThrow(/^--master-port 1 disagrees with MASTER_PORT=29500/);
   });
 });
 

@@ -1,5 +1,5 @@
 // Optimizers and training utilities: AdamW, gradient clipping, LR schedule, EMA of weights.
 export { AdamW, namedParams, type AdamWOptions, type NamedParam } from './adamw.js';
-export { clipGradNorm } from './clip.js';
+export { clipGradNorm, gradNorm } from './clip.js';
 export { lrAt, type LrSchedule } from './schedule.js';
 export { EMA } from './ema.js';
