@@ -115,10 +115,6 @@ std::string Seconds(milliseconds ms) {
   return s.str();
 }
 
-std::string Describe(const std::exception& e) {
-  if (auto* c = dynamic_cast<const c10::Error*>(&e)) return c->what_without_backtrace();
-  return e.what();
-}
 
 // Runs fn; any C++ exception becomes a JS Error "<what>: <c10d's message>".
 template <typename F>
@@ -128,7 +124,7 @@ auto Checked(Napi::Env env, const std::string& what, F&& fn) -> decltype(fn()) {
   } catch (const Napi::Error&) {
     throw;
   } catch (const std::exception& e) {
-    throw Napi::Error::New(env, what + ": " + Describe(e));
+    throw Napi::Error::New(env, what + ": " + ErrorText(e));
   } catch (...) {
     throw Napi::Error::New(env, what + ": unknown C++ exception");
   }
@@ -425,7 +421,8 @@ void Agree(Napi::Env env, Group* g, const std::string& what, const Signature& si
   const int64_t mine[3] = {(sig.kind << 32) | (sig.param & 0xffffffff), sig.count,
                            static_cast<int64_t>(sig.hash & static_cast<uint64_t>(kMask))};
   at::Tensor table = at::zeros({g->size, 3}, at::kLong);
-  for (int i = 0; i < 3; i++) table[g->rank][i] = mine[i];
+  auto cells = table.accessor<int64_t, 2>();
+  for (int i = 0; i < 3; i++) cells[g->rank][i] = mine[i];
   c10::intrusive_ptr<c10d::Work> work;
   std::string error;
   try {
@@ -434,7 +431,7 @@ void Agree(Napi::Env env, Group* g, const std::string& what, const Signature& si
     work->wait(Backstop(g));
     table = one[0].cpu();
   } catch (const std::exception& e) {
-    error = Describe(e);
+    error = ErrorText(e);
   }
   if (!error.empty()) {
     if (work && !work->isCompleted()) g->running = true;
@@ -476,7 +473,7 @@ void RunBuckets(Napi::Env env, Group* g, const std::string& what, std::vector<Bu
       launched++;
     }
   } catch (const std::exception& e) {
-    error = Describe(e);
+    error = ErrorText(e);
     if (launched == 0) throw Napi::Error::New(env, what + ": " + error);  // nothing started: no harm done
   }
   for (size_t i = 0; i < launched; i++) {
@@ -484,7 +481,7 @@ void RunBuckets(Napi::Env env, Group* g, const std::string& what, std::vector<Bu
     try {
       w->wait(error.empty() ? Backstop(g) : milliseconds(100));
     } catch (const std::exception& e) {
-      if (error.empty()) error = Describe(e);
+      if (error.empty()) error = ErrorText(e);
     }
     if (!w->isCompleted()) g->running = true;
   }
@@ -582,14 +579,12 @@ Napi::Value DistDestroy(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// {broken: string|null, leaked: bool, destroyed: bool}
+// {broken: string|null}: the first collective failure that broke the group.
 Napi::Value DistState(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Group* g = GetGroup(info[0], true);
   auto out = Napi::Object::New(env);
   out.Set("broken", g->broken.empty() ? env.Null() : Napi::String::New(env, g->broken));
-  out.Set("running", g->running);
-  out.Set("destroyed", g->destroyed);
   return out;
 }
 
@@ -609,31 +604,19 @@ Napi::Value DistBackends(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// Every binding's C++ exceptions become JS exceptions, as in spn_torch.cc.
-template <Napi::Value (*F)(const Napi::CallbackInfo&)>
-Napi::Value Guard(const Napi::CallbackInfo& info) {
-  try {
-    return F(info);
-  } catch (const Napi::Error&) {
-    throw;
-  } catch (const std::exception& e) {
-    throw Napi::Error::New(info.Env(), Describe(e));
-  }
-}
-
 }  // namespace
 
 void InitDist(Napi::Env env, Napi::Object exports) {
-  exports.Set("distInit", Napi::Function::New<Guard<DistInit>>(env, "distInit"));
-  exports.Set("distAllReduce", Napi::Function::New<Guard<DistAllReduce>>(env, "distAllReduce"));
-  exports.Set("distBroadcast", Napi::Function::New<Guard<DistBroadcast>>(env, "distBroadcast"));
-  exports.Set("distBarrier", Napi::Function::New<Guard<DistBarrier>>(env, "distBarrier"));
-  exports.Set("distStoreSet", Napi::Function::New<Guard<DistStoreSet>>(env, "distStoreSet"));
-  exports.Set("distStoreGet", Napi::Function::New<Guard<DistStoreGet>>(env, "distStoreGet"));
-  exports.Set("distDestroy", Napi::Function::New<Guard<DistDestroy>>(env, "distDestroy"));
-  exports.Set("distState", Napi::Function::New<Guard<DistState>>(env, "distState"));
-  exports.Set("distBackends", Napi::Function::New<Guard<DistBackends>>(env, "distBackends"));
-  exports.Set("distBackendNote", Napi::Function::New<Guard<DistBackendNote>>(env, "distBackendNote"));
+  exports.Set("distInit", Napi::Function::New<Guarded<DistInit>>(env, "distInit"));
+  exports.Set("distAllReduce", Napi::Function::New<Guarded<DistAllReduce>>(env, "distAllReduce"));
+  exports.Set("distBroadcast", Napi::Function::New<Guarded<DistBroadcast>>(env, "distBroadcast"));
+  exports.Set("distBarrier", Napi::Function::New<Guarded<DistBarrier>>(env, "distBarrier"));
+  exports.Set("distStoreSet", Napi::Function::New<Guarded<DistStoreSet>>(env, "distStoreSet"));
+  exports.Set("distStoreGet", Napi::Function::New<Guarded<DistStoreGet>>(env, "distStoreGet"));
+  exports.Set("distDestroy", Napi::Function::New<Guarded<DistDestroy>>(env, "distDestroy"));
+  exports.Set("distState", Napi::Function::New<Guarded<DistState>>(env, "distState"));
+  exports.Set("distBackends", Napi::Function::New<Guarded<DistBackends>>(env, "distBackends"));
+  exports.Set("distBackendNote", Napi::Function::New<Guarded<DistBackendNote>>(env, "distBackendNote"));
 }
 
 }  // namespace spn

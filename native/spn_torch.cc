@@ -519,18 +519,9 @@ static Napi::Value SetAutocast(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), true);
 }
 
-// Wraps a binding so that any C++ exception becomes a JS exception.
-template <Napi::Value (*F)(const Napi::CallbackInfo&)>
-static Napi::Value Guarded(const Napi::CallbackInfo& info) {
-  try {
-    return F(info);
-  } catch (const Napi::Error&) {
-    throw;
-  } catch (const c10::Error& e) {
-    throw Napi::Error::New(info.Env(), e.what_without_backtrace());
-  } catch (const std::exception& e) {
-    throw Napi::Error::New(info.Env(), e.what());
-  }
+std::string ErrorText(const std::exception& e) {
+  if (auto* c = dynamic_cast<const c10::Error*>(&e)) return c->what_without_backtrace();
+  return e.what();
 }
 
 #define SPN_EXPORT(name, fn) exports.Set(name, Napi::Function::New<Guarded<fn>>(env, name))

@@ -16,7 +16,7 @@ import type { Linear } from '../torch/nn/index.js';
 import type { MaskedConv2d, SPN, SliceBatch } from './model.js';
 
 /** Whether this libtorch has the fused attention kernel (PyTorch 2.x): the decoder then uses it. */
-const FUSED_ATTENTION = torch.hasOp('aten::scaled_dot_product_attention');
+const FUSED_ATTENTION = torch.hasFusedAttention();
 
 /** y = x·W + b as one addmm on a contiguous (in, out) matrix W. */
 class Dense {

@@ -4,7 +4,7 @@
 // AMX or AVX512-BF16, emulated where it has neither; whether they beat fp32 depends on the CPU and
 // the libtorch build (cpuBf16Faster).
 import * as fs from 'node:fs';
-import { native } from './binding.js';
+import { libtorchMajor, native } from './binding.js';
 
 /** Runs fn with autocast to bf16 on `device`. Returns fn's result; autocast is off again after,
  * also when fn throws. Without CUDA in this build, a 'cuda' autocast simply runs fn. */
@@ -49,5 +49,5 @@ export function cpuHasAmx(): boolean {
  */
 export function cpuBf16Faster(): boolean {
   if (cpuHasAmx()) return true;
-  return cpuHasBf16() && Number(native.info().version.split('.')[0]) < 2;
+  return cpuHasBf16() && libtorchMajor < 2;
 }

@@ -101,3 +101,6 @@ function load(): Native {
 }
 
 export const native: Native = load();
+
+/** The major version of the libtorch this addon was built against (1 for Debian's 1.13, 2 for PyTorch 2.x). */
+export const libtorchMajor: number = Number(native.info().version.split('.')[0]);

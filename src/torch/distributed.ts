@@ -79,7 +79,7 @@ interface DistNative {
   distStoreSet(g: GroupHandle, key: string, value: string): void;
   distStoreGet(g: GroupHandle, key: string): string;
   distDestroy(g: GroupHandle): void;
-  distState(g: GroupHandle): { broken: string | null; running: boolean; destroyed: boolean };
+  distState(g: GroupHandle): { broken: string | null };
   distBackends(): Backend[];
   distBackendNote(): string;
 }
@@ -345,7 +345,7 @@ export class ProcessGroup {
       all.set(mine, offsets[this.rank]);
       const t = fromArray(all, [total], { dtype: 'uint8', device: this.device });
       this.allReduce(t);
-      return (t.device === 'cpu' ? t : t.to('cpu')).data() as Uint8Array;
+      return t.data() as Uint8Array;
     });
     return lengths.map((n, r) => Buffer.from(bytes.buffer, bytes.byteOffset + offsets[r]!, n).toString('utf8'));
   }

@@ -71,7 +71,7 @@ export class Tensor {
   }
 
   // --- data out ---------------------------------------------------------------------------------
-  /** The elements as a typed array, row-major (bool as 0/1 bytes; float16/bfloat16 as raw bits). */
+  /** A copy of the elements as a typed array, row-major (bool as 0/1 bytes; float16/bfloat16 as raw bits), from any device. */
   data(): TypedArray {
     return typedArrayFor(this.dtype, native.toBuffer(this.handle));
   }

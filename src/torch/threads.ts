@@ -10,7 +10,7 @@
 //      mostly contend) gets one. The measurements behind this are in docs/experiments.md.
 import * as os from 'node:os';
 import { ArgError } from '../errors.js';
-import { native } from './binding.js';
+import { libtorchMajor, native } from './binding.js';
 
 export type ThreadWork = 'bf16' | 'blas' | 'ops';
 
@@ -29,12 +29,9 @@ export function threadsFor(work: ThreadWork, asked?: number): number {
     if (!Number.isInteger(asked) || asked < 1) throw new ArgError(`threads ${asked}: expected a positive integer`);
     return asked;
   }
-  return envThreads() ?? (work === 'bf16' || (work === 'blas' && libtorchMajor() >= 2) ? os.availableParallelism() : 1);
+  return envThreads() ?? (work === 'bf16' || (work === 'blas' && libtorchMajor >= 2) ? os.availableParallelism() : 1);
 }
 
-function libtorchMajor(): number {
-  return Number(native.info().version.split('.')[0]);
-}
 
 export function setNumThreads(n: number): void {
   if (!Number.isInteger(n) || n < 1) throw new ArgError(`setNumThreads(${n}): expected a positive integer`);

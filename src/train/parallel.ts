@@ -313,7 +313,7 @@ export class DataParallel {
         ? torch.fromArray(bytes!, [length], { dtype: 'uint8', device: this.pg.device })
         : torch.zeros([length], { dtype: 'uint8', device: this.pg.device });
       this.pg.broadcast(t, 0);
-      return (t.device === 'cpu' ? t : t.to('cpu')).data() as Uint8Array;
+      return t.data() as Uint8Array;
     });
   }
 
@@ -359,7 +359,7 @@ export class DataParallel {
     const all = torch.tidy(() => {
       const t = torch.fromArray(perImage, [perImage.length], { device: this.pg.device });
       this.pg.allReduce(t);
-      return (t.device === 'cpu' ? t : t.to('cpu')).data() as Float64Array;
+      return t.data() as Float64Array;
     });
     // The sums of evaluate(), in its order: per slice, image after image.
     const perSlice = new Float64Array(end);

@@ -391,12 +391,10 @@ export class TrainingSession {
   /** The sha256 of the trained weights (every parameter's bytes, in the model's order). */
   weightsSha256(): string {
     const h = createHash('sha256');
-    torch.tidy(() => {
-      for (const p of this.params) {
-        const d = (p.device === 'cpu' ? p : p.to('cpu')).data();
-        h.update(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
-      }
-    });
+    for (const p of this.params) {
+      const d = p.data();
+      h.update(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
+    }
     return h.digest('hex');
   }
 

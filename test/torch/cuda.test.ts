@@ -12,7 +12,7 @@ const CUDA = info.cuda && info.cudaDevices > 0;
 const WHY = info.cudaCompiled
   ? `this CUDA build of the addon (libtorch ${info.version}) sees no CUDA device`
   : `the addon was built without CUDA (libtorch ${info.version})`;
-const FUSED = torch.hasOp('aten::scaled_dot_product_attention');
+const FUSED = torch.hasFusedAttention();
 
 const values = (t: Tensor): number[] => Array.from(t.to('cpu').to('float64').data() as Float64Array);
 function maxRelDiff(a: number[], b: number[]): number {
