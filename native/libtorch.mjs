@@ -60,6 +60,11 @@ function fromFolder(root, source) {
   const lib = path.join(root, 'lib');
   if (!fs.existsSync(path.join(inc, 'ATen', 'ATen.h'))) return null;
   if (!fs.existsSync(path.join(lib, 'libtorch_cpu.so'))) return null;
+  return described(source, root, inc, lib);
+}
+
+/** A libtorch found at `inc` and `lib`: its include dirs, ABI flag, and CUDA when it has it and its headers are there. */
+function described(source, root, inc, lib) {
   const found = {
     source,
     root,
@@ -143,14 +148,7 @@ function fromDebian() {
   const multiarch = ['/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib'];
   const libDir = multiarch.find((d) => fs.existsSync(path.join(d, 'libtorch_cpu.so')));
   if (!libDir || !fs.existsSync('/usr/include/ATen/ATen.h')) return null;
-  return {
-    source: 'debian',
-    root: '/usr',
-    includeDirs: ['/usr/include', '/usr/include/torch/csrc/api/include'],
-    libDir,
-    cuda: fs.existsSync(path.join(libDir, 'libtorch_cuda.so')),
-    flags: [`-D_GLIBCXX_USE_CXX11_ABI=${cxx11Abi(libDir) ? 1 : 0}`],
-  };
+  return described('debian', '/usr', '/usr/include', libDir);
 }
 
 export const FIX_HINT = [
