@@ -217,11 +217,7 @@ c10::intrusive_ptr<PG> MakeGloo(const c10::intrusive_ptr<c10d::Store>& store, in
 #ifdef SPN_WITH_CUDA
 c10::intrusive_ptr<PG> MakeNccl(const c10::intrusive_ptr<c10d::Store>& store, int rank, int size,
                                  milliseconds timeout, c10::Device device) {
-  // With blocking wait, a collective that times out throws from Work::wait on this thread;
-  // without it, ProcessGroupNCCL's watchdog thread takes the whole process down instead.
-  // An explicit setting in the environment wins.
-  if (std::getenv("TORCH_NCCL_BLOCKING_WAIT") == nullptr && std::getenv("NCCL_BLOCKING_WAIT") == nullptr)
-    setenv("TORCH_NCCL_BLOCKING_WAIT", "1", 0);
+  // TORCH_NCCL_BLOCKING_WAIT is set when the addon loads (InitDist).
   auto opts = c10d::ProcessGroupNCCL::Options::create();
   opts->timeout = timeout;
   if (device.is_cuda() && device.has_index()) c10::cuda::set_device(device.index());
@@ -607,6 +603,14 @@ Napi::Value DistBackends(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void InitDist(Napi::Env env, Napi::Object exports) {
+#ifdef SPN_WITH_CUDA
+  // With blocking wait, an NCCL collective that times out throws from Work::wait on the calling
+  // thread; without it, ProcessGroupNCCL's watchdog thread takes the whole process down instead.
+  // Set once here, while the addon loads, not when a group is made (setenv while other threads
+  // may read the environment is a data race). An explicit setting in the environment wins.
+  if (std::getenv("TORCH_NCCL_BLOCKING_WAIT") == nullptr && std::getenv("NCCL_BLOCKING_WAIT") == nullptr)
+    setenv("TORCH_NCCL_BLOCKING_WAIT", "1", 0);
+#endif
   exports.Set("distInit", Napi::Function::New<Guarded<DistInit>>(env, "distInit"));
   exports.Set("distAllReduce", Napi::Function::New<Guarded<DistAllReduce>>(env, "distAllReduce"));
   exports.Set("distBroadcast", Napi::Function::New<Guarded<DistBroadcast>>(env, "distBroadcast"));
