@@ -77,14 +77,12 @@ export interface DistributedOptions {
   device?: 'cpu' | 'cuda';
   quick?: boolean;
   preset?: string;
-  /** Dataset spec (default: the preset's usual one, fashion-mnist for fmnist-cpu). */
+  /** Dataset spec (default fashion-mnist, the data of fmnist-cpu and tiny). */
   data?: string;
   warmupRecords?: number;
   records?: number;
   log?: (line: string) => void;
 }
-
-const DEFAULT_DATA: Record<string, string> = { 'fmnist-cpu': 'fashion-mnist', tiny: 'fashion-mnist' };
 
 interface Config { processes: number; threads: number; precision: 'bf16' | 'fp32' }
 
@@ -143,7 +141,7 @@ export async function runDistributedBench(opts: DistributedOptions = {}): Promis
   const preset = opts.preset ?? 'fmnist-cpu';
   const p = getPreset(preset);
   const tc = parseTrainConfig(p.train);
-  const data = opts.data ?? DEFAULT_DATA[preset] ?? 'fashion-mnist';
+  const data = opts.data ?? 'fashion-mnist';
   const cfg = presetModel(preset);
   const model = new SPN(cfg);
   const parameters = model.numParameters();

@@ -30,7 +30,7 @@ import { parseModelConfig, type ModelConfig } from '../src/spn/config.js';
 import { SPN } from '../src/spn/model.js';
 import { RasterTransformer, baselineAttentionBytes, baselineForwardMacs, type BaselineConfig } from './baseline.js';
 import { emitReport, median, reportHeader, runIfMain, type ReportHeader } from './machine.js';
-import { spnForwardMacs, trainFlops } from './throughput.js';
+import { spnForwardMacs, trainFlops } from './flops.js';
 
 /** One measured configuration. */
 export interface OneSpec {

@@ -8,11 +8,11 @@
 // from C++ (native/bench_block.cc).
 //
 //   node dist/bench/engine.js [--json out.json] [--device cpu|cuda] [--quick]
-import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import * as torch from '../src/torch/index.js';
 import type { DType, Tensor } from '../src/torch/index.js';
 import { checkDevice, emitReport, median, reportHeader, runIfMain, type ReportHeader } from './machine.js';
+import { perCall, timeCalls } from './flops.js';
 
 export interface MatmulResult { n: number; dtype: DType; device: string; ms: number; gflops: number; reps: number; itersPerRep: number }
 export interface BlockResult {
@@ -62,6 +62,8 @@ export interface BuildInfo {
   addon: string;
   /** Whether this CPU computes bf16 natively (AMX or AVX512-BF16); bf16 is emulated elsewhere. */
   cpuBf16: boolean;
+  /** Whether that is with AMX tiles (absent from reports written before it was recorded). */
+  cpuAmx?: boolean;
 }
 export interface EngineReport extends ReportHeader<'engine'> {
   blas: string;
@@ -73,26 +75,6 @@ export interface EngineReport extends ReportHeader<'engine'> {
 }
 
 export interface EngineOptions { device?: 'cpu' | 'cuda'; quick?: boolean; log?: (line: string) => void }
-
-function sync(device: string): void {
-  if (device.startsWith('cuda')) torch.cuda.synchronize();
-}
-
-/** Milliseconds for `iters` calls of fn, after the device has finished them. */
-function time(device: string, iters: number, fn: () => void): number {
-  sync(device);
-  const t0 = performance.now();
-  for (let i = 0; i < iters; i++) fn();
-  sync(device);
-  return performance.now() - t0;
-}
-
-/** Median milliseconds per call of fn over `reps` timed runs of enough calls to last ~targetMs. */
-function perCall(device: string, reps: number, targetMs: number, fn: () => void): number {
-  const first = time(device, 1, fn); // warmup, and a guess at the cost of one call
-  const iters = Math.max(1, Math.ceil(targetMs / Math.max(first, 1e-3)));
-  return median(Array.from({ length: reps }, () => time(device, iters, fn) / iters));
-}
 
 const withPrecision = (device: string, precision: Precision, fn: () => void): (() => void) =>
   precision === 'bf16' ? () => torch.autocast(device.startsWith('cuda') ? 'cuda' : 'cpu', fn) : fn;
@@ -110,8 +92,8 @@ function benchConv(shape: { batch: number; channels: number; grid: number }, pre
         torch.conv2d(x, w, b, { padding: 1 }).sum().backward();
         for (const p of [x, w, b]) p.grad = null;
       }));
-    const fwdMs = perCall(device, reps, targetMs, fwd);
-    const fwdBwdMs = perCall(device, reps, targetMs, fwdBwd);
+    const fwdMs = perCall(device, reps, targetMs, fwd).ms;
+    const fwdBwdMs = perCall(device, reps, targetMs, fwdBwd).ms;
     const flop = 2 * B * C * G * G * C * k * k;
     return {
       batch: B, inChannels: C, outChannels: C, grid: G, kernel: k, padding: 1, precision,
@@ -132,7 +114,7 @@ function benchAttention(shape: { batch: number; heads: number; seq: number; head
         attend(...qkv, { causal: true }).sum().backward();
         for (const t of qkv) t.grad = null;
       }));
-    const ms = perCall(device, reps, targetMs, step);
+    const { ms } = perCall(device, reps, targetMs, step);
     return {
       batch: B, heads: H, seq: T, headDim: hd, precision, impl, fusedOp: torch.hasOp('aten::scaled_dot_product_attention'),
       fwd_bwd_ms: ms, fwd_bwd_gflops: (12 * B * H * T * T * hd) / (ms * 1e6), reps,
@@ -146,11 +128,7 @@ function benchMatmul(n: number, dtype: DType, device: string, reps: number, targ
   return torch.tidy(() => {
     const a = torch.randn([n, n], { dtype, device });
     const b = torch.randn([n, n], { dtype, device });
-    const once = () => torch.mm(a, b).dispose();
-    const first = time(device, 1, once); // warmup, and a guess at the cost of one call
-    const iters = Math.max(1, Math.ceil(targetMs / Math.max(first, 1e-3)));
-    const perIter = Array.from({ length: reps }, () => time(device, iters, once) / iters);
-    const ms = median(perIter);
+    const { ms, iters } = perCall(device, reps, targetMs, () => torch.mm(a, b).dispose());
     return { n, dtype, device, ms, gflops: (2 * n ** 3) / (ms * 1e6), reps, itersPerRep: iters };
   });
 }
@@ -204,7 +182,7 @@ function benchBlock(device: string, quick: boolean): BlockResult {
     const cpp: number[] = [];
     // Interleaved, so that both see the same machine load.
     for (let r = 0; r < reps; r++) {
-      ts.push(time(device, iters, block.step) / iters);
+      ts.push(timeCalls(device, iters, block.step) / iters);
       cpp.push(torch.native.benchBlock(B, T, D, H, iters, 0, device));
     }
     const tsMs = median(ts);
@@ -223,7 +201,7 @@ export function runEngineBench(opts: EngineOptions = {}): EngineReport {
   const info = torch.native.info();
   const build: BuildInfo = {
     version: info.version, cudaCompiled: info.cudaCompiled, cuda: info.cuda,
-    addon: process.env.SPN_NATIVE ?? 'native/build/spn_torch.node', cpuBf16: torch.cpuHasBf16(),
+    addon: process.env.SPN_NATIVE ?? 'native/build/spn_torch.node', cpuBf16: torch.cpuHasBf16(), cpuAmx: torch.cpuHasAmx(),
   };
   log(`libtorch ${build.version}${build.cudaCompiled ? ' (CUDA build)' : ''}, addon ${build.addon}`);
   const reps = quick ? 3 : 5;

@@ -44,23 +44,31 @@ export function sync(device: string): void {
   if (device.startsWith('cuda')) torch.cuda.synchronize();
 }
 
+/** Milliseconds for `iters` calls of fn, after the device has finished them. */
+export function timeCalls(device: string, iters: number, fn: () => void): number {
+  sync(device);
+  const t0 = performance.now();
+  for (let i = 0; i < iters; i++) fn();
+  sync(device);
+  return performance.now() - t0;
+}
+
+/**
+ * Median milliseconds per call of fn over `reps` timed runs of `iters` calls each, `iters` chosen
+ * so that one run lasts about targetMs (from a first, untimed call: the warmup).
+ */
+export function perCall(device: string, reps: number, targetMs: number, fn: () => void): { ms: number; iters: number } {
+  const first = timeCalls(device, 1, fn); // warmup, and a guess at the cost of one call
+  const iters = Math.max(1, Math.ceil(targetMs / Math.max(first, 1e-3)));
+  return { ms: median(Array.from({ length: reps }, () => timeCalls(device, iters, fn) / iters)), iters };
+}
+
 /** GFLOP/s of (m×k)·(k×n) matmuls in dtype: median over reps, each rep timing ≥ targetMs. */
 export function measureMatmul(m: number, k: number, n: number, device: string, reps: number, targetMs: number, dtype: 'float32' | 'bfloat16' = 'float32'): MatmulPeak {
   return torch.tidy(() => {
     const a = torch.randn([m, k], { device }).to(dtype);
     const b = torch.randn([k, n], { device }).to(dtype);
-    const once = () => torch.mm(a, b).dispose();
-    const timeIt = (iters: number) => {
-      sync(device);
-      const t0 = performance.now();
-      for (let i = 0; i < iters; i++) once();
-      sync(device);
-      return performance.now() - t0;
-    };
-    const first = timeIt(1);
-    const iters = Math.max(1, Math.ceil(targetMs / Math.max(first, 1e-3)));
-    const ms = median(Array.from({ length: reps }, () => timeIt(iters) / iters));
+    const { ms } = perCall(device, reps, targetMs, () => torch.mm(a, b).dispose());
     return { m, k, n, ms, gflops: (2 * m * k * n) / (ms * 1e6), reps, dtype };
   });
 }
-

@@ -2,7 +2,8 @@
 // PyTorch, after the addon is built against that PyTorch, runs the checks that have a CUDA variant
 // and a short training run, and prints what they measured.
 //
-//   node dist/bench/gpu-check.js [--device cuda] [--minutes 3] [--data SPEC] [--preset imagenet32-gpu] [--work DIR] [--json FILE]
+//   node dist/bench/gpu-check.js [--device cuda] [--minutes 3] [--data SPEC] [--preset imagenet32-gpu] [--work DIR]
+//                                [--json FILE [--rerun-note TEXT]]
 //
 // Checks, each PASS or FAIL with its numbers: CUDA ops and autograd against the CPU, bf16 autocast,
 // a training step through the trainer, the cached sampler against the naive one (same seed, same
@@ -10,11 +11,16 @@
 // CIFAR-10 subset), reporting sub-pixels/s, peak memory and the share of the bf16 matmul peak.
 // --device cpu runs the same script on a CPU (to test the script itself; NCCL is skipped), best
 // with --preset tiny.
+//
+// The report (GpuCheckReport: the header every benchmark writes, then the checks) goes to stdout
+// after the PASS/FAIL lines, and with --json to FILE. With --rerun-note, FILE must hold an earlier
+// report: this run is added to it as its `rerun`, with the note saying why it was run again.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
+import { ArgError } from '../src/errors.js';
 import * as torch from '../src/torch/index.js';
 import { parseModelConfig } from '../src/spn/config.js';
 import { SPN } from '../src/spn/model.js';
@@ -22,9 +28,35 @@ import { sample, sampleNaive } from '../src/spn/sample.js';
 import { train } from '../src/train/trainer.js';
 import { measureMatmul, spnForwardMacs } from './flops.js';
 import { readRunConfig } from '../src/train/run.js';
-import { runIfMain } from './machine.js';
+import { emitReport, reportHeader, runIfMain, type MachineInfo, type ReportHeader } from './machine.js';
 
-interface CheckResult { name: string; ok: boolean; seconds: number; detail: string }
+export interface CheckResult { name: string; ok: boolean; seconds: number; detail: string }
+
+/**
+ * One run of the checks as --json writes it. The optional header fields are absent only from the
+ * first committed report (bench/results/gpu-check.json, 2026-11-29), assembled by hand before this
+ * script wrote its own: its machine is a line of text (nvidia-smi and what else was known then),
+ * and its rerun has no machine or command.
+ */
+export interface GpuCheckRun extends Omit<ReportHeader<'gpu-check'>, 'machine' | 'threads' | 'command' | 'quick'> {
+  machine?: MachineInfo | string;
+  threads?: number;
+  command?: string;
+  quick?: boolean;
+  /** How many CUDA devices libtorch sees ("N CUDA device(s)", or "none"). */
+  gpu: string;
+  /** The training run: preset, data and minutes. */
+  preset: string;
+  data: string;
+  minutes: number;
+  results: CheckResult[];
+  throughput: Record<string, number | string> | null;
+}
+
+/** What --json writes: a run, and with --rerun-note a second run of the same checks. */
+export interface GpuCheckReport extends GpuCheckRun {
+  rerun?: GpuCheckRun & { note: string };
+}
 
 const results: CheckResult[] = [];
 const log = (m: string) => process.stdout.write(m + '\n');
@@ -66,8 +98,15 @@ async function main(): Promise<void> {
       work: { type: 'string', default: path.join(os.tmpdir(), 'spn-gpu-check') },
       preset: { type: 'string', default: 'imagenet32-gpu' },
       json: { type: 'string' },
+      'rerun-note': { type: 'string' },
     },
   });
+  // With --rerun-note, the earlier report this run is added to: read now, not after the checks.
+  let first: GpuCheckReport | null = null;
+  if (a['rerun-note'] !== undefined) {
+    if (!a.json) throw new ArgError('--rerun-note needs --json FILE, the report of the run this one repeats');
+    first = JSON.parse(fs.readFileSync(a.json, 'utf8')) as GpuCheckReport;
+  }
   const preset = a.preset!;
   const device = a.device!;
   const minutes = Number(a.minutes);
@@ -211,7 +250,11 @@ async function main(): Promise<void> {
 
   const failed = results.filter((r) => !r.ok).length;
   log(`${results.length - failed} passed, ${failed} failed`);
-  if (a.json) fs.writeFileSync(a.json, JSON.stringify({ date: new Date().toISOString(), libtorch: info.version, device, gpu: info.cuda ? `${info.cudaDevices} CUDA device(s)` : 'none', results, throughput }, null, 2) + '\n');
+  const run: GpuCheckRun = {
+    ...reportHeader('gpu-check', device, false),
+    gpu: info.cuda ? `${info.cudaDevices} CUDA device(s)` : 'none', preset, data: a.data!, minutes, results, throughput,
+  };
+  emitReport(first ? { ...first, rerun: { note: a['rerun-note']!, ...run } } : run, a.json);
   process.exitCode = failed ? 1 : 0;
 }
 

@@ -1,38 +1,41 @@
 // BENCHMARKS.md sections beyond the per-benchmark ones: the two libtorch builds side by side
 // (bench/results/builds/), the codec and out-of-distribution benchmarks of a trained run, and the
 // GPU check. Like report.ts, only numbers found in the JSON files are written.
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { EngineReport } from './engine.js';
 import type { ThroughputReport } from './throughput.js';
 import type { DistributedReport } from './distributed.js';
 import type { CodecReport } from './codec.js';
 import type { OodReport } from './ood.js';
+import type { GpuCheckReport } from './gpu-check.js';
+import type { MachineInfo } from './machine.js';
+import { cell, fmt, int, notRunText, readJson as read, type NotRunFields } from './md.js';
 
-const fmt = (x: number | null | undefined, d = 2): string => (x === null || x === undefined || !Number.isFinite(x) ? '–' : x.toFixed(d));
-/** Text in a table cell: its pipes escaped. */
-const cell = (s: string): string => s.replace(/\|/g, '\\|');
-const int = (x: number | null | undefined): string => (x === null || x === undefined ? '–' : Math.round(x).toLocaleString('en-US'));
+/** The builds compared, by the name in their files' names (engine-<build>.json, …). */
+const BUILDS = ['debian', 'torch2'] as const;
 
-function read<T>(file: string): T | null {
-  try {
-    return JSON.parse(fs.readFileSync(file, 'utf8')) as T;
-  } catch {
-    return null;
-  }
+/** A build's column title, from its engine report: libtorch version, BLAS, and whether a CUDA build ran on the CPU. */
+function buildLabel(name: string, e: EngineReport): string {
+  const cuda = e.build.cudaCompiled ? `, CUDA build${e.device === 'cpu' ? ' run on the CPU' : ''}` : '';
+  return `\`${name}\`: libtorch ${e.libtorch} (BLAS ${e.blas}${cuda})`;
 }
 
-export const BUILDS = [['debian', "Debian's libtorch 1.13 (OpenBLAS)"], ['torch2', 'PyTorch 2.11 wheel (MKL, CUDA build run on the CPU)']] as const;
+/** The CPU's bf16 support as an engine report records it. */
+function bf16Support(e: EngineReport): string {
+  if (!e.build.cpuBf16) return 'no bf16 in hardware';
+  if (e.build.cpuAmx === undefined) return 'bf16 in hardware: AVX512-BF16 or AMX';
+  return e.build.cpuAmx ? 'AMX' : 'AVX512-BF16, no AMX';
+}
 
 interface SamplingJson { preset: string; batch: number; cached: { images_per_s: number }; naive: { images_per_s: number }; speedup: number; date: string }
 interface BuildsRun { build: string; minutes: number; steps: number; bpd: number; images: number; command: string }
 
 /** The engine, throughput, sampling, distributed and 10-minute-run results of both builds. */
 export function buildsSection(dir: string): string {
-  const engine = BUILDS.map(([b]) => read<EngineReport>(path.join(dir, `engine-${b}.json`)));
+  const engine = BUILDS.map((b) => read<EngineReport>(path.join(dir, `engine-${b}.json`)));
   if (engine.some((e) => e === null)) return 'No side-by-side results in `bench/results/builds/` (see the commands below).';
   const [e0, e1] = engine as [EngineReport, EngineReport];
-  const head = `| | ${BUILDS.map(([, name]) => name).join(' | ')} |\n| --- | --: | --: |`;
+  const head = `| | ${BUILDS.map((b, i) => buildLabel(b, engine[i]!)).join(' | ')} |\n| --- | --: | --: |`;
   const row = (label: string, f: (e: EngineReport) => string) => `| ${label} | ${f(e0)} | ${f(e1)} |`;
   const mm = (dtype: string, n: number) => (e: EngineReport) => fmt(e.matmul.find((m) => m.dtype === dtype && m.n === n)?.gflops, 1);
   const conv = (p: string) => (e: EngineReport) => fmt(e.conv.find((c) => c.precision === p)?.fwd_bwd_ms, 2);
@@ -41,7 +44,7 @@ export function buildsSection(dir: string): string {
     return a ? `${fmt(a.fwd_bwd_ms, 2)}${impl === 'fused' && !a.fusedOp ? ' (no fused op: composed)' : ''}` : '–';
   };
   const lines = [
-    `Same machine, same day (${e0.date.slice(0, 10)}), one after the other on a quiet machine: ${e0.machine.cpus} cores (${e0.machine.cpuModel}, AVX512-BF16, no AMX), ${e0.threads} libtorch threads unless said.`,
+    `Same machine, same day (${e0.date.slice(0, 10)}), one after the other on a quiet machine: ${e0.machine.cpus} cores (${e0.machine.cpuModel}, ${bf16Support(e0)}), ${e0.threads} libtorch threads unless said.`,
     '',
     head,
     row('matmul fp32 2048³, GFLOP/s', mm('float32', 2048)),
@@ -52,7 +55,7 @@ export function buildsSection(dir: string): string {
     row('attention, bf16 fused / composed, fwd+bwd ms', (e) => `${att('bf16', 'fused')(e)} / ${att('bf16', 'composed')(e)}`),
     row('binding overhead (transformer block, TypeScript vs C++)', (e) => `${fmt(100 * e.block.overhead, 1)}%`),
   ];
-  const tp = BUILDS.map(([b]) => read<ThroughputReport>(path.join(dir, `throughput-${b}.json`)));
+  const tp = BUILDS.map((b) => read<ThroughputReport>(path.join(dir, `throughput-${b}.json`)));
   if (tp.every((t) => t !== null)) {
     for (const preset of ['fmnist-cpu', 'cifar-cpu']) {
       lines.push(row(`${preset} training as \`spn train\` runs it: sub-pixels/s (precision, threads, share of that precision's matmul peak)`, (e) => {
@@ -62,15 +65,15 @@ export function buildsSection(dir: string): string {
     }
   }
   for (const [preset, batch] of [['fmnist-cpu', 16], ['fmnist-cpu', 64], ['cifar-cpu', 16], ['cifar-cpu', 64]] as const) {
-    const s = BUILDS.map(([b]) => read<SamplingJson>(path.join(dir, `sampling-${b}-${preset}-${batch}.json`)));
+    const s = BUILDS.map((b) => read<SamplingJson>(path.join(dir, `sampling-${b}-${preset}-${batch}.json`)));
     if (s.some((x) => x === null)) continue;
     lines.push(`| ${preset} sampling, batch ${batch}, 1 thread: cached images/s (× the naive sampler) | ${s.map((x) => `${fmt(x!.cached.images_per_s, 2)} (${fmt(x!.speedup, 1)}×)`).join(' | ')} |`);
   }
-  const dist = BUILDS.map(([b]) => read<DistributedReport>(path.join(dir, `distributed-${b}.json`)));
+  const dist = BUILDS.map((b) => read<DistributedReport>(path.join(dir, `distributed-${b}.json`)));
   if (dist.every((d) => d !== null)) {
     lines.push(`| fmnist-cpu, 2 processes × 1 thread against 1 process × 1 thread / × 2 threads | ${dist.map((d) => d!.comparisons.map((c) => `${c.precision}: ${fmt(c.speedup_2_processes, 2)}× / ${fmt(c.processes_over_threads, 2)}×`).join('; ')).join(' | ')} |`);
   }
-  const runs = BUILDS.map(([b]) => read<BuildsRun>(path.join(dir, `fmnist-10min-${b}.json`)));
+  const runs = BUILDS.map((b) => read<BuildsRun>(path.join(dir, `fmnist-10min-${b}.json`)));
   if (runs.every((r) => r !== null)) {
     lines.push(`| fmnist-cpu trained 10 minutes: test bits/dim, all 10,000 images (steps) | ${runs.map((r) => `${fmt(r!.bpd, 4)} (${int(r!.steps)})`).join(' | ')} |`);
   }
@@ -78,9 +81,16 @@ export function buildsSection(dir: string): string {
   return lines.join('\n');
 }
 
+const failedOrMissing = (r: object | null): r is NotRunFields | null => r === null || (r as { status?: string }).status === 'failed';
+
 export function codecSection(dir: string): string {
-  const reports = ['codec', 'codec-cifar'].map((n) => read<CodecReport>(path.join(dir, `${n}.json`))).filter((r): r is CodecReport => r !== null && (r as { status?: string }).status !== 'failed');
-  if (!reports.length) return 'Not run yet: `npm run bench -- --only codec --codec-run <run>`.';
+  const files = ['codec', 'codec-cifar'].map((n) => ({ name: n, r: read<CodecReport | NotRunFields>(path.join(dir, `${n}.json`)) }));
+  const reports = files.map((f) => f.r).filter((r): r is CodecReport => !failedOrMissing(r));
+  const failed = files.filter((f) => f.r !== null && failedOrMissing(f.r)).map((f) => `- \`${f.name}.json\`: ${notRunText(f.r as NotRunFields, 'codec')}`);
+  if (!reports.length) {
+    const first = files.find((f) => f.r !== null);
+    return notRunText(first ? (first.r as NotRunFields) : null, 'codec', 'npm run bench -- --only codec --codec-run <run>')!;
+  }
   const rows = reports.map((r) => {
     const coder = (name: string) => r.baselines.find((b) => b.coder.toLowerCase() === name);
     const [png, webp, jxl] = [coder('png'), coder('webp'), coder('jxl')];
@@ -92,12 +102,14 @@ export function codecSection(dir: string): string {
     '| images | model | .spn file | coded streams | model NLL (`spn eval`) | overhead of the streams | header, records, termination | PNG (max compression) | WebP lossless | JPEG XL lossless | encode / decode images/s | exact round trips |',
     '| --- | --- | --: | --: | --: | --: | --- | --: | --: | --: | --: | --: |',
     ...rows,
+    ...[...new Set(reports.map((r) => r.note).filter((n) => n !== undefined))].map((n) => `\nTimings: ${n}.`),
+    ...(failed.length ? ['', ...failed] : []),
   ].join('\n');
 }
 
 export function oodSection(dir: string): string {
-  const r = read<OodReport>(path.join(dir, 'ood.json'));
-  if (!r || (r as { status?: string }).status === 'failed') return 'Not run yet: `npm run bench -- --only ood --codec-run <run>`.';
+  const r = read<OodReport | NotRunFields>(path.join(dir, 'ood.json'));
+  if (failedOrMissing(r)) return notRunText(r, 'ood', 'npm run bench -- --only ood --codec-run <run>')!;
   return [
     `Model \`${r.run}\`; ${r.date.slice(0, 16)}, \`${r.command}\`. AUROC of flagging the second set as out of distribution (1 = perfect, 0.5 = chance, below 0.5 = the wrong way round). The corrected score (Serrà et al., ICLR 2020) is the model's code length minus a generic lossless compressor's, both in bits, the compressor's header bytes removed.`,
     '',
@@ -113,18 +125,38 @@ export function oodSection(dir: string): string {
   ].join('\n');
 }
 
-interface GpuCheck { machine: string; command: string; run: { date: string; results: { name: string; ok: boolean; seconds: number; detail: string }[]; throughput: Record<string, number | string> | null }; rerun_nccl_with_cuda0?: { note: string; results: { name: string; ok: boolean; detail: string }[] } }
+const passed = (rs: { ok: boolean }[]): string => `${rs.filter((x) => x.ok).length} of ${rs.length}`;
+/** "the distributed check", from "distributed: a 1-rank NCCL group …". */
+const checkName = (name: string): string => `the ${name.split(':')[0]!} check`;
+
+function gpuMachine(m: MachineInfo | string | undefined, libtorch: string): string {
+  if (m === undefined) return `libtorch ${libtorch}`;
+  if (typeof m === 'string') return m;
+  return `${m.gpu?.join(', ') ?? 'no GPU'}; ${m.cpuModel}, ${m.cores} of ${m.cpus} CPUs usable, ${m.memGB} GB RAM; libtorch ${libtorch}; Node ${m.node}`;
+}
 
 export function gpuSection(dir: string): string {
-  const g = read<GpuCheck>(path.join(dir, 'gpu-check.json'));
+  const g = read<GpuCheckReport>(path.join(dir, 'gpu-check.json'));
   if (!g) return 'Not run yet: `npm run gpu-check` on a machine with an NVIDIA GPU and PyTorch.';
-  const rerun = g.rerun_nccl_with_cuda0?.results.find((r) => r.name.startsWith('distributed'));
+  const failed = g.results.filter((r) => !r.ok);
+  const rerun = g.rerun;
+  // the checks that failed in the first run, as the rerun ran them
+  const again = rerun ? rerun.results.filter((r) => failed.some((f) => f.name === r.name)) : [];
+  const summary = [
+    `In the ${g.minutes}-minute run ${passed(g.results)} checks passed${failed.map((f) => `; ${checkName(f.name)} failed: ${f.detail}`).join('')}.`,
+    ...(rerun ? [
+      `A rerun (${rerun.date.slice(0, 16)}, device ${rerun.device}, ${rerun.minutes}-minute training) passed ${passed(rerun.results)}` +
+        `${again.map((r) => `, ${checkName(r.name)} ${r.ok ? 'included' : 'failing again'}`).join('')}: ${rerun.note}.`,
+    ] : []),
+  ].join(' ');
   return [
-    `${g.machine}; ${g.run.date.slice(0, 16)}; \`${g.command}\`.`,
+    `${gpuMachine(g.machine, g.libtorch)}; ${g.date.slice(0, 16)}${g.command ? `; \`${g.command}\`` : ''}.`,
+    '',
+    summary,
     '',
     '| check | result | seconds | detail |',
     '| --- | --- | --: | --- |',
-    ...g.run.results.map((r) => `| ${cell(r.name)} | ${r.ok ? 'pass' : 'FAIL'} | ${fmt(r.seconds, 1)} | ${cell(r.detail)} |`),
-    ...(rerun ? [`| ${cell(rerun.name)} (rerun) | ${rerun.ok ? 'pass' : 'FAIL'} | | ${cell(`${g.rerun_nccl_with_cuda0!.note}: ${rerun.detail}`)} |`] : []),
+    ...g.results.map((r) => `| ${cell(r.name)} | ${r.ok ? 'pass' : 'FAIL'} | ${fmt(r.seconds, 1)} | ${cell(r.detail)} |`),
+    ...again.map((r) => `| ${cell(r.name)} (rerun) | ${r.ok ? 'pass' : 'FAIL'} | ${fmt(r.seconds, 1)} | ${cell(r.detail)} |`),
   ].join('\n');
 }

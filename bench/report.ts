@@ -11,13 +11,17 @@ import type { EngineReport } from './engine.js';
 import type { EfficiencyReport, Measurement } from './efficiency.js';
 import type { ThroughputReport } from './throughput.js';
 import type { DistributedReport } from './distributed.js';
+import { fmt, int, notRunText, readJson } from './md.js';
 import { buildsSection, codecSection, gpuSection, oodSection } from './report-extra.js';
 
 export const BENCHMARK_NAMES = ['engine', 'efficiency', 'throughput', 'distributed', 'sampling', 'bpd'] as const;
 export type BenchmarkName = (typeof BENCHMARK_NAMES)[number];
+/** Benchmarks of a trained run (bench/codec.ts, bench/ood.ts): run only when named in --only. */
+export const TRAINED_RUN_BENCHMARKS = ['codec', 'ood'] as const;
+export type TrainedRunBenchmark = (typeof TRAINED_RUN_BENCHMARKS)[number];
 
 /** What a benchmark that failed or could not run leaves in its JSON file. */
-export interface NotRun { benchmark: BenchmarkName; status: 'failed' | 'not available'; reason: string; date: string; command: string }
+export interface NotRun { benchmark: BenchmarkName | TrainedRunBenchmark; status: 'failed' | 'not available'; reason: string; date: string; command: string }
 
 /** The parts of bench/sampling.ts's report this page shows. */
 interface SamplingEntry extends Setup {
@@ -121,9 +125,7 @@ export async function plotBpdRun(runDir: string | null, resultsDir: string, comm
 
 // --- BENCHMARKS.md --------------------------------------------------------------------------------
 
-const fmt = (x: number | null | undefined, digits = 2): string => (x === null || x === undefined || !Number.isFinite(x) ? '–' : x.toFixed(digits));
 const mib = (b: number | null | undefined): string => (b === null || b === undefined ? '–' : (b / 2 ** 20).toFixed(0));
-const int = (x: number): string => Math.round(x).toLocaleString('en-US');
 const ratio = (x: number | null): string => (x === null ? '–' : `${x.toFixed(2)}×`);
 
 /** The header fields a section prints as its setup (see reportHeader in bench/machine.ts). */
@@ -138,18 +140,6 @@ function setupLines(r: Setup): string {
     `- Date: ${r.date}; command: \`${r.command}\``,
     r.quick ? '- **Quick mode**: tiny sizes and few repetitions; these numbers show that the benchmark runs, not how fast anything is.' : '- Full mode.',
   ].join('\n');
-}
-
-function readJson<T>(dir: string, name: string): T | null {
-  const file = path.join(dir, `${name}.json`);
-  if (!fs.existsSync(file)) return null;
-  return JSON.parse(fs.readFileSync(file, 'utf8')) as T;
-}
-
-function notRunText(r: NotRun | null, name: string): string | null {
-  if (!r) return `No result yet: run \`npm run bench -- --only ${name}\`.`;
-  if (r.status === 'failed' || r.status === 'not available') return `${r.status === 'failed' ? 'Failed' : 'Not available'} (${r.date}, \`${r.command}\`): ${r.reason}`;
-  return null;
 }
 
 function engineSection(r: EngineReport): string {
@@ -283,7 +273,7 @@ function bpdSection(r: BpdResult | null, resultsDir: string, outDir: string): st
 /** BENCHMARKS.md's text from the JSON files in resultsDir; image links are relative to outDir. */
 export function renderBenchmarksMd(resultsDir: string, outDir: string): string {
   const section = <T>(name: BenchmarkName, title: string, body: (r: T) => string): string => {
-    const r = readJson<T | NotRun>(resultsDir, name);
+    const r = readJson<T | NotRun>(path.join(resultsDir, `${name}.json`));
     const missing = notRunText(r as NotRun | null, name);
     return `## ${title}\n\n${missing ?? body(r as T)}\n`;
   };
@@ -300,7 +290,7 @@ export function renderBenchmarksMd(resultsDir: string, outDir: string): string {
     section<ThroughputReport>('throughput', 'Training throughput per preset', throughputSection),
     section<DistributedReport>('distributed', 'Data-parallel training: processes against threads', distributedSection),
     section<SamplingResults>('sampling', 'Sampling speed', samplingSection),
-    `## Bits/dim against wall-clock time (Fashion-MNIST, fmnist-cpu)\n\n${bpdSection(readJson<BpdResult>(resultsDir, 'bpd'), resultsDir, outDir)}\n`,
+    `## Bits/dim against wall-clock time (Fashion-MNIST, fmnist-cpu)\n\n${bpdSection(readJson<BpdResult>(path.join(resultsDir, 'bpd.json')), resultsDir, outDir)}\n`,
     `## The two libtorch builds side by side\n\n${buildsSection(path.join(resultsDir, 'builds'))}\n`,
     `## Lossless compression (spn compress)\n\n${codecSection(resultsDir)}\n`,
     `## Out-of-distribution detection (spn score --ood)\n\n${oodSection(resultsDir)}\n`,

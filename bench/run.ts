@@ -18,7 +18,7 @@ import { runEngineBench } from './engine.js';
 import { runEfficiencyBench } from './efficiency.js';
 import { runIfMain } from './machine.js';
 import { runThroughputBench } from './throughput.js';
-import { BENCHMARK_NAMES, plotBpdRun, writeBenchmarksMd, type BenchmarkName, type NotRun, type SamplingResults } from './report.js';
+import { BENCHMARK_NAMES, TRAINED_RUN_BENCHMARKS, plotBpdRun, writeBenchmarksMd, type BenchmarkName, type NotRun, type SamplingResults, type TrainedRunBenchmark } from './report.js';
 
 export interface RunOptions {
   quick?: boolean;
@@ -52,33 +52,6 @@ async function loadSampling(): Promise<SamplingModule | null> {
   }
 }
 
-/** Benchmarks of a trained run (bench/codec.ts, bench/ood.ts): run only when named in --only. */
-const TRAINED_RUN_BENCHMARKS = ['codec', 'ood'] as const;
-
-async function runTrainedRunBenchmarks(only: string[], o: RunOptions, c: { quick: boolean; log: (line: string) => void; resultsDir: string; command: string }): Promise<void> {
-  for (const name of TRAINED_RUN_BENCHMARKS) {
-    if (!only.includes(name)) continue;
-    c.log(`\n== ${name}${c.quick ? ' (quick)' : ''} ==`);
-    const t0 = Date.now();
-    let report: object;
-    try {
-      if (!o.codecRun) throw new ArgError(`--only ${name} needs --codec-run <run folder> (e.g. the 30-minute fmnist-cpu run)`);
-      if (name === 'codec') {
-        const { benchCodec } = await import('./codec.js');
-        report = await benchCodec({ run: o.codecRun, data: o.codecData, limit: o.codecLimit, quick: c.quick, log: c.log });
-      } else {
-        const { benchOod } = await import('./ood.js');
-        report = await benchOod({ run: o.codecRun, limit: o.codecLimit, quick: c.quick, log: c.log });
-      }
-    } catch (err) {
-      report = { benchmark: name, status: 'failed', reason: (err as Error).message, date: new Date().toISOString() };
-      c.log(`${name} failed: ${(err as Error).message}`);
-    }
-    writeFileAtomic(path.join(c.resultsDir, `${name}.json`), JSON.stringify({ ...report, command: c.command }, null, 2) + '\n');
-    c.log(`${name}: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-  }
-}
-
 export async function runAll(o: RunOptions = {}): Promise<void> {
   const quick = o.quick ?? false;
   const device = o.device ?? 'cpu';
@@ -99,10 +72,10 @@ export async function runAll(o: RunOptions = {}): Promise<void> {
   }
   const command = `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim().replace(/ --$/, '');
   fs.mkdirSync(resultsDir, { recursive: true });
-  const save = (name: BenchmarkName, report: object) => {
+  const save = (name: BenchmarkName | TrainedRunBenchmark, report: object) => {
     writeFileAtomic(path.join(resultsDir, `${name}.json`), JSON.stringify({ ...report, command }, null, 2) + '\n');
   };
-  const attempt = async (name: BenchmarkName, fn: () => Promise<object> | object) => {
+  const attempt = async (name: BenchmarkName | TrainedRunBenchmark, fn: () => Promise<object> | object) => {
     if (!only.includes(name)) return;
     log(`\n== ${name}${quick ? ' (quick)' : ''} ==`);
     const t0 = Date.now();
@@ -139,7 +112,19 @@ export async function runAll(o: RunOptions = {}): Promise<void> {
     log(r.status === 'ok' ? `plotted ${r.run} -> ${path.join(resultsDir, r.svg!)}` : `bpd plot: ${r.reason}`);
     return r;
   });
-  await runTrainedRunBenchmarks(only, o, { quick, log, resultsDir, command });
+  // Benchmarks of a trained run: run only when named in --only (they are not in BENCHMARK_NAMES).
+  const trainedRun = (name: TrainedRunBenchmark): string => {
+    if (!o.codecRun) throw new ArgError(`--only ${name} needs --codec-run <run folder> (e.g. the 30-minute fmnist-cpu run)`);
+    return o.codecRun;
+  };
+  await attempt('codec', async () => {
+    const run = trainedRun('codec');
+    return (await import('./codec.js')).benchCodec({ run, data: o.codecData, limit: o.codecLimit, quick, log });
+  });
+  await attempt('ood', async () => {
+    const run = trainedRun('ood');
+    return (await import('./ood.js')).benchOod({ run, limit: o.codecLimit, quick, log });
+  });
   writeBenchmarksMd(resultsDir, out);
   log(`\nwrote ${out} from ${resultsDir}/`);
 }

@@ -18,8 +18,6 @@ import { threadWork, useBf16 } from '../src/train/trainer.js';
 import { checkDevice, emitReport, median, reportHeader, runIfMain, type ReportHeader } from './machine.js';
 import { measureMatmul, spnForwardMacs, sync, trainFlops, type MatmulPeak } from './flops.js';
 
-export { measureMatmul, spnForwardMacs, trainFlops, type MatmulPeak };
-
 export const CPU_PRESETS = ['fmnist-cpu', 'cifar-cpu'] as const;
 export const GPU_PRESETS = ['imagenet32-gpu', 'imagenet64-gpu', 'celebahq256-gpu'] as const;
 
@@ -182,7 +180,7 @@ export function runThroughputBench(opts: ThroughputOptions = {}): ThroughputRepo
   return {
     ...reportHeader('throughput', device, quick, { blas: true }),
     peak,
-    flops_formula: 'training FLOPs/step = 6 × batch × forward MACs per image-slice (convs with all k² taps, full T×T attention, linears, channel head; see spnForwardMacs in bench/throughput.ts)',
+    flops_formula: 'training FLOPs/step = 6 × batch × forward MACs per image-slice (convs with all k² taps, full T×T attention, linears, channel head; see spnForwardMacs in bench/flops.ts)',
     presets: results,
   };
 }
