@@ -3,6 +3,7 @@
 // docs/spn-format.md). The definition; the work is in compress.run.ts, loaded only when the
 // command runs (see main.ts).
 import type { Command } from 'commander';
+import { DEFAULT_BATCH } from '../codec/defaults.js';
 import { ArgError } from '../errors.js';
 import { choice, positiveInt } from './options.js';
 
@@ -42,7 +43,7 @@ export function register(program: Command): void {
     .option('--pipeline <file>', "code through a pipeline.json's chain of stages (each stage's sub-pixels with its own model)")
     .option('--split <split>', 'the split of dataset-spec inputs: test or train', choice('--split', ['test', 'train'] as const), 'test')
     .option('--limit <n>', 'at most n images from each dataset-spec input', positiveInt('--limit'))
-    .option('--batch-size <n>', 'images coded together (recorded; decoding uses the same)', positiveInt('--batch-size'), 32)
+    .option('--batch-size <n>', 'images coded together (recorded; decoding uses the same)', positiveInt('--batch-size'), DEFAULT_BATCH)
     .option('--which <which>', 'best or latest checkpoint of a run folder', choice('--which', ['best', 'latest'] as const), 'best')
     .option('--ema', 'use the EMA weights', true)
     .option('--no-ema', 'use the raw (non-EMA) weights')

@@ -29,7 +29,7 @@ or corrupted file (sha256 of the file) is an error, and nothing is written. Ever
 checked against its recorded pixel hash before any PNG is written. PNGs are 8-bit gray or RGB
 holding the coded values shifted up to 8 bits (v << (8 - bits)); see \`spn compress --help\`.`)
     .action(async (file: string, opts: DecompressCommandOptions) => {
-      if (opts.run !== undefined && opts.pipeline !== undefined) throw new ArgError(`give --run ${opts.run} or --pipeline ${opts.pipeline}, not both`);
+      // --run with --pipeline is refused by openModelsFor (codec/stages.ts), for every caller
       if (!opts.out.trim()) throw new ArgError('--out: expected a folder');
       const { run } = await import('./decompress.run.js');
       await run(file, opts);

@@ -7,6 +7,7 @@ import { scoreImages, type ImageScore, type ScoreResult } from '../score/index.j
 import { gridPng } from '../spn/images.js';
 import * as torch from '../torch/index.js';
 import { loadModel } from '../train/checkpoint.js';
+import { stageOutput } from '../train/pipeline.js';
 import type { ScoreCommandOptions } from './score.js';
 
 const csvField = (s: string) => (/[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
@@ -29,7 +30,8 @@ export async function run(target: string, inputs: string[], o: ScoreCommandOptio
   try {
     if (config.stage !== 'full') throw new ArgError(`${target} is a '${config.stage}' upscaling stage; spn score scores whole images with a 'full' model`);
     const m = config.model;
-    const image = { height: m.height, width: m.width, channels: m.channels, bits: m.bits };
+    const { shape: [height, width, channels], bits } = stageOutput(config);
+    const image = { height, width, channels, bits };
     const { set, names } = await readInputs(inputs, { image, config, split: o.split, limit: o.limit, cacheDir: o.cacheDir, onProgress: log });
     const S2 = m.scale * m.scale;
     if (o.csv) {
@@ -47,7 +49,7 @@ export async function run(target: string, inputs: string[], o: ScoreCommandOptio
       const data = new Uint8Array(order.length * size);
       order.forEach((s, i) => data.set(set.data.subarray(s.index * size, (s.index + 1) * size), i * size));
       const file = `${o.grid}-${which}.png`;
-      writeFileAtomic(file, gridPng(data, { bits: m.bits, shape: [order.length, set.h, set.w, set.c] }));
+      writeFileAtomic(file, gridPng(data, { bits, shape: [order.length, set.h, set.w, set.c] }));
       grids.push(file);
       log(`${which} ${order.length}: ${file} (${order.map((s) => `${s.name} ${s.bpd.toFixed(3)}`).join(', ')})`);
     };

@@ -8,17 +8,18 @@
 // All stages of an image go into one stream, stage after stage.
 import { ArgError, FormatError } from '../errors.js';
 import * as torch from '../torch/index.js';
-import { subsampleSet } from '../data/subsample.js';
 import type { ImageSet } from '../data/types.js';
+import { generationOrder } from '../spn/slices.js';
+import { stageView } from '../train/pipeline.js';
 import { compactNames, decodeContainer, encodeContainer, imageName, type ContainerSizes, type Header, type ImageRecord } from './container.js';
 import { pixelHash, pixelsHash } from './hash.js';
-import { modelBits, quantize, QUANTIZER_ID } from './quantize.js';
+import { DEFAULT_BATCH, DEFAULT_PRECISION } from './defaults.js';
+import { modelBits, quantize, QUANTIZER_ID, type SoftmaxNorm } from './quantize.js';
 import { findSymbol, RangeDecoder, RangeEncoder } from './rangecoder.js';
-import { closeModels, CODEC_THREADS, openModels, openModelsFor, stageEntry, type CodecModels, type CodecStage, type LoadOptions, type ModelSource } from './stages.js';
+import { closeModels, CODEC_THREADS, openModels, openModelsFor, stageEntry, type CodecModels, type LoadOptions, type ModelSource } from './stages.js';
 import { walkBatch } from './walk.js';
 
-export const DEFAULT_BATCH = 32;
-export const DEFAULT_PRECISION = 24;
+export { DEFAULT_BATCH, DEFAULT_PRECISION };
 
 export interface CodecProgress {
   stage: number; // 0-based
@@ -76,43 +77,12 @@ export interface DecompressResult {
   seconds: number;
 }
 
-const stageBits = (s: CodecStage): number => {
-  const m = s.config.model;
-  return m.stage === 'depth' ? m.givenBits + m.bits : m.bits;
-};
-
-/** Stage i's view of the final images: subsampled by the later size stages' S, cut to its bits. */
-function stageViews(stages: CodecStage[], set: ImageSet, bits: number): ImageSet[] {
-  return stages.map((s, i) => {
-    let factor = 1;
-    for (const t of stages.slice(i + 1)) if (t.config.model.stage === 'size') factor *= t.config.model.scale;
-    const sub = subsampleSet(set, factor);
-    const shift = bits - stageBits(s);
-    return shift === 0 ? sub : { ...sub, data: sub.data.map((v) => v >> shift) };
-  });
-}
-
-/** Flat (row-major HWC) index inside a stage's image of each sub-pixel, in walk order [k][t][c]. */
-function positions(s: CodecStage): Int32Array {
-  const { S, T, w } = s.model;
-  const { width: W, channels: C } = s.config.model;
-  const out = new Int32Array(S * S * T * C);
-  let o = 0;
-  for (let k = 0; k < S * S; k++) {
-    for (let t = 0; t < T; t++) {
-      const row = Math.floor(t / w) * S + Math.floor(k / S);
-      const col = (t % w) * S + (k % S);
-      for (let c = 0; c < C; c++) out[o++] = (row * W + col) * C + c;
-    }
-  }
-  return out;
-}
-
 /**
  * Codes one sub-pixel of one image: the encoder returns the known value (after coding it), the
- * decoder the decoded one. `cum` holds the quantized cumulative counts (V + 1).
+ * decoder the decoded one. `cum` holds the quantized cumulative counts (V + 1) of the image's
+ * logits at `offset`, `norm` their softmax's normaliser (quantize.ts).
  */
-type CodeFn = (image: number, stage: number, pos: number, cum: Uint32Array, logits: Float32Array, offset: number) => number;
+type CodeFn = (image: number, stage: number, pos: number, cum: Uint32Array, logits: Float32Array, offset: number, norm: SoftmaxNorm) => number;
 
 /**
  * The stage loop both directions share: stage by stage, batch by batch (batches of `batch`
@@ -127,9 +97,11 @@ function runStages(models: CodecModels, n: number, batch: number, precision: num
     const { height: H, width: W, channels: C } = m;
     const size = H * W * C;
     const V = s.model.V;
-    const pos = positions(s);
+    // the flat (row-major HWC) index of each sub-pixel in walk order: slice by slice, raster order inside, channels
+    const pos = generationOrder(H, W, C, m.scale);
     const cum = new Uint32Array(V + 1);
     const scratch = new Float64Array(V);
+    const norm: SoftmaxNorm = { max: 0, sum: 0 };
     const out = new Uint8Array(n * size);
     const prev = outputs[si - 1];
     const S = m.scale;
@@ -154,13 +126,13 @@ function runStages(models: CodecModels, n: number, batch: number, precision: num
       let step = start;
       const perSlice = s.model.T * C;
       const steps = pos.length - start;
+      const values = new Int32Array(mB); // walkBatch copies them before the next call
       const result = walkBatch(s.model, s.plan, { m: mB, canvas, given }, (logits) => {
         if (step > start && (step - start) % perSlice === 0) onProgress?.({ stage: si, stages: stages.length, done: b + (mB * (step - start)) / steps, images: n });
         const p = pos[step++]!;
-        const values = new Int32Array(mB);
         for (let j = 0; j < mB; j++) {
-          quantize(logits, j * V, V, precision, cum, scratch);
-          values[j] = code(b + j, si, p, cum, logits, j * V);
+          quantize(logits, j * V, V, precision, cum, scratch, norm);
+          values[j] = code(b + j, si, p, cum, logits, j * V, norm);
         }
         return values;
       });
@@ -208,19 +180,19 @@ export async function compressImages(src: ModelSource | CodecModels, set: ImageS
     try {
       const label = (i: number) => names?.[i] ?? `#${i}`;
       checkImages(set, models, Array.from({ length: set.n }, (_, i) => label(i)));
-      const views = stageViews(models.stages, set, models.image.bits);
+      const views = models.stages.map((_, i) => stageView(models.stages, i, set, models.image.bits));
       const encoders = Array.from({ length: set.n }, () => new RangeEncoder(precision));
       const ideal = new Float64Array(set.n);
       const nll = new Float64Array(set.n);
       const total = 2 ** precision;
       const masks = models.stages.map((s) => (s.config.model.stage === 'depth' ? 2 ** s.config.model.bits - 1 : 255));
-      const outputs = runStages(models, set.n, batch, precision, (img, si, pos, cum, logits, off) => {
+      const outputs = runStages(models, set.n, batch, precision, (img, si, pos, cum, logits, off, norm) => {
         const view = views[si]!;
         const x = view.data[img * view.h * view.w * view.c + pos]! & masks[si]!;
         const size = cum[x + 1]! - cum[x]!;
         encoders[img]!.encode(cum[x]!, size);
         ideal[img] += Math.log2(total / size);
-        nll[img] += modelBits(logits, off, models.stages[si]!.model.V, x);
+        nll[img] += modelBits(logits, off, x, norm);
         return x;
       }, o.onProgress);
       // The walk fed back exactly the images' values: its outputs are the views themselves.
@@ -272,7 +244,7 @@ export async function decompressBytes(bytes: Uint8Array, o: DecompressOptions = 
         throw new FormatError(`${file}: its stages output ${height}×${width}×${channels} at ${bits} bits, the header says ${h.image.height}×${h.image.width}×${h.image.channels} at ${h.image.bits}`);
       }
       const decoders = records.map((r) => new RangeDecoder(r.stream, h.coder.precision));
-      const outputs = runStages(models, h.count, h.batch, h.coder.precision, (img, si, _pos, cum, _logits, _off) => {
+      const outputs = runStages(models, h.count, h.batch, h.coder.precision, (img, si, _pos, cum) => {
         const d = decoders[img]!;
         const V = models.stages[si]!.model.V;
         const x = findSymbol(cum, V, d.target());

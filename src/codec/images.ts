@@ -3,22 +3,16 @@
 //        sharp, EXIF orientation not applied) of exactly the model's H×W; C = 1 takes a gray
 //        file (or RGB with equal channels), C = 3 takes RGB (gray repeated); fully opaque only;
 //        8-bit samples (PNGs of 1, 2 or 4 bits are scaled to 8 by pngjs; 16-bit ones are refused);
-//        then the top `bits` of each 8-bit sample are kept.
+//        then the top `bits` of each 8-bit sample are kept (in words: cli/compress.ts PREPROCESSING_HELP).
 //   out: an 8-bit PNG, gray (C = 1) or RGB (C = 3), of the values shifted back up (v << (8 − bits)),
 //        so reading it again gives the same values.
 import * as fs from 'node:fs';
 import { PNG } from 'pngjs';
 import sharp from 'sharp';
+import { IMAGE_EXT } from '../data/folder.js';
 import { FormatError, SpnError } from '../errors.js';
 import { writeFileAtomic } from '../fsutil.js';
 import type { ImageSpec } from './stages.js';
-
-export const IMAGE_FILE = /\.(png|jpe?g)$/i;
-
-/** In words, for --help and messages. */
-export function describePreprocessing(s: ImageSpec): string {
-  return `${s.width}×${s.height} (W×H, no resizing), ${s.channels === 1 ? '1 channel (gray)' : `${s.channels} channels (RGB)`}, the top ${s.bits} of 8 bits of each sample`;
-}
 
 function readFile(file: string): Buffer {
   try {
@@ -53,7 +47,7 @@ async function decodeJpeg(file: string, buf: Buffer): Promise<Raw> {
 
 /** Reads one image file as the model's H×W×C values at `bits` bits; refuses what it cannot represent. */
 export async function readImageFile(file: string, want: ImageSpec): Promise<Uint8Array> {
-  if (!IMAGE_FILE.test(file)) throw new FormatError(`${file} is not a PNG or JPEG file (by its name)`);
+  if (!IMAGE_EXT.test(file)) throw new FormatError(`${file} is not a PNG or JPEG file (by its name)`);
   const buf = readFile(file);
   const raw = /\.png$/i.test(file) ? decodePng(file, buf) : await decodeJpeg(file, buf);
   const { width: W, height: H, channels: C } = { width: want.width, height: want.height, channels: want.channels };

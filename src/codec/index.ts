@@ -10,4 +10,4 @@ export { quantize, detExp, QUANTIZER_ID } from './quantize.js';
 export { pixelHash, pixelsHash, probeHash, weightsHash } from './hash.js';
 export { walkBatch, type SubpixelFn, type WalkInput } from './walk.js';
 export { readInputs, type InputImages, type ReadInputsOptions } from './inputs.js';
-export { readImageFile, encodeImagePng, writeImagePng, describePreprocessing } from './images.js';
+export { readImageFile, encodeImagePng, writeImagePng } from './images.js';

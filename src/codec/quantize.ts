@@ -43,13 +43,20 @@ export function detExp(x: number): number {
   return p * POW2_NEG[-k]!;
 }
 
+/** The softmax's normaliser as quantize computed it: the largest logit and Σ detExp(l_i − max). */
+export interface SoftmaxNorm {
+  max: number;
+  sum: number;
+}
+
 /**
  * Quantizes logits[offset .. offset + V) to counts and writes their cumulative sums to cum
  * (V + 1 entries, cum[0] = 0, cum[V] = 2^precision): count_i = 1 + floor(p_i · (2^precision − V)),
  * the remainder added to the most probable symbol (the first, on ties). `e` is scratch of length V.
- * Returns the index of the most probable symbol.
+ * With `norm`, also stores the softmax's normaliser there (for modelBits). Returns the index of
+ * the most probable symbol.
  */
-export function quantize(logits: Float32Array, offset: number, V: number, precision: number, cum: Uint32Array, e: Float64Array): number {
+export function quantize(logits: Float32Array, offset: number, V: number, precision: number, cum: Uint32Array, e: Float64Array, norm?: SoftmaxNorm): number {
   const total = 2 ** precision;
   if (V < 2 || V > total / 2) throw new SpnError('E_ARG', `quantize: ${V} symbols do not fit 2^${precision} counts`);
   let max = -Infinity;
@@ -68,6 +75,10 @@ export function quantize(logits: Float32Array, offset: number, V: number, precis
     e[i] = v;
     sum += v;
   }
+  if (norm) {
+    norm.max = max;
+    norm.sum = sum;
+  }
   const free = total - V;
   const scale = free / sum;
   let used = 0;
@@ -84,11 +95,10 @@ export function quantize(logits: Float32Array, offset: number, V: number, precis
   return best;
 }
 
-/** −log2 of the model's probability of symbol x (float, for reporting only; not used to code). */
-export function modelBits(logits: Float32Array, offset: number, V: number, x: number): number {
-  let max = -Infinity;
-  for (let i = 0; i < V; i++) max = Math.max(max, logits[offset + i]!);
-  let sum = 0;
-  for (let i = 0; i < V; i++) sum += Math.exp(logits[offset + i]! - max);
-  return (Math.log(sum) - (logits[offset + x]! - max)) / Math.LN2;
+/**
+ * −log2 of the model's probability of symbol x (float, for reporting only; not used to code),
+ * from the normaliser quantize computed for the same logits: no second pass over the V logits.
+ */
+export function modelBits(logits: Float32Array, offset: number, x: number, norm: SoftmaxNorm): number {
+  return (Math.log(norm.sum) - (logits[offset + x]! - norm.max)) / Math.LN2;
 }

@@ -97,11 +97,6 @@ export class RangeEncoder {
     while (n > 0 && this.out.buf[n - 1] === 0) n--;
     return this.out.buf.slice(0, n);
   }
-
-  /** Bytes written so far (before finish: not counting the pending ones). */
-  get bytesWritten(): number {
-    return this.out.len;
-  }
 }
 
 export class RangeDecoder {
@@ -144,11 +139,6 @@ export class RangeDecoder {
       this.code = this.code * 256 + this.next();
       this.range *= 256;
     }
-  }
-
-  /** Bytes consumed, counting the zeros read past the end. */
-  get position(): number {
-    return this.pos;
   }
 }
 

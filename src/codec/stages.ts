@@ -3,13 +3,13 @@
 // same weights (sha256) computing the very same logits (the probe), or decoding refuses.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ArgError, ConfigError, FormatError } from '../errors.js';
+import { ArgError, ConfigError, FormatError, SpnError } from '../errors.js';
 import * as torch from '../torch/index.js';
 import { DecodePlan } from '../spn/decode.js';
 import type { ModelConfig } from '../spn/config.js';
 import type { SPN } from '../spn/model.js';
-import { listCheckpoints, loadModel, openCheckpoint, resolveCheckpoint, type ValidCheckpoint } from '../train/checkpoint.js';
-import { loadPipeline } from '../train/pipeline.js';
+import { checkCheckpoint, listCheckpoints, loadModel, openCheckpoint, resolveCheckpoint, type ValidCheckpoint } from '../train/checkpoint.js';
+import { loadPipeline, outputBits } from '../train/pipeline.js';
 import { runFiles, type RunConfig } from '../train/run.js';
 import type { Header, StageEntry } from './container.js';
 import { probeHash, weightsHash } from './hash.js';
@@ -53,7 +53,7 @@ export interface LoadOptions {
 }
 
 function outputOf(m: ModelConfig): ImageSpec {
-  return { height: m.height, width: m.width, channels: m.channels, bits: m.stage === 'depth' ? m.givenBits + m.bits : m.bits };
+  return { height: m.height, width: m.width, channels: m.channels, bits: outputBits(m) };
 }
 
 /** The run folder a checkpoint path belongs to (…/run/checkpoints/step-…), or the folder itself. */
@@ -63,7 +63,11 @@ function runDirOf(target: string): string {
   return path.dirname(path.dirname(abs.replace(/\.(json|safetensors)$/, '')));
 }
 
-async function openStage(run: string, checkpoint: string | ValidCheckpoint, ema: boolean): Promise<CodecStage> {
+/** A stage's model loaded and hashed, before its decode plan is built. */
+type LoadedStage = Omit<CodecStage, 'plan'>;
+
+/** Loads a checkpoint's model for coding: float32, in eval mode, with the sha256 of its weights. */
+async function loadStage(run: string, checkpoint: string | ValidCheckpoint, ema: boolean): Promise<LoadedStage> {
   const checkpointBase = typeof checkpoint === 'string' ? checkpoint : checkpoint.base;
   const { model, config, step } = await loadModel(checkpoint, { ema, device: 'cpu' });
   if (model.dtype !== 'float32') {
@@ -71,10 +75,21 @@ async function openStage(run: string, checkpoint: string | ValidCheckpoint, ema:
     throw new ConfigError(`${checkpointBase}: the codec codes with float32 weights, this model is ${model.dtype}`);
   }
   model.eval();
-  return {
-    run, checkpoint: path.relative(run, checkpointBase), step, ema, config, model,
-    plan: torch.withThreads(CODEC_THREADS, () => new DecodePlan(model)), weights: weightsHash(model),
-  };
+  return { run, checkpoint: path.relative(run, checkpointBase), step, ema, config, model, weights: weightsHash(model) };
+}
+
+/** Builds the stage's decode plan (on the codec's thread count); disposes the model if that fails. */
+function withPlan(s: LoadedStage): CodecStage {
+  try {
+    return { ...s, plan: torch.withThreads(CODEC_THREADS, () => new DecodePlan(s.model)) };
+  } catch (err) {
+    s.model.dispose();
+    throw err;
+  }
+}
+
+async function openStage(run: string, checkpoint: string | ValidCheckpoint, ema: boolean): Promise<CodecStage> {
+  return withPlan(await loadStage(run, checkpoint, ema));
 }
 
 export function closeModels(m: CodecModels | CodecStage[]): void {
@@ -144,7 +159,8 @@ export interface DecodeModelOptions {
 /**
  * Loads, for each stage of a file, a checkpoint with exactly the recorded weights (sha256), checks
  * its config and that this machine computes the recorded probe logits. Any mismatch is an error
- * naming the file, the stage and what differs.
+ * naming the file, the stage and what differs. Call it inside torch.withThreads(CODEC_THREADS)
+ * (decompressBytes does): the probe is computed on the current thread count.
  */
 export async function openModelsFor(h: Header, o: DecodeModelOptions): Promise<CodecModels> {
   const n = h.stages.length;
@@ -170,6 +186,11 @@ export async function openModelsFor(h: Header, o: DecodeModelOptions): Promise<C
   return { stages, pipeline: h.pipeline, image: outputOf(last) };
 }
 
+/**
+ * The checkpoint of `dir` with the stage's recorded weights: the candidates in order (the recorded
+ * one first); one that cannot be loaded (damaged, or not float32) is skipped with its reason, as is
+ * one with other weights; only the match gets a decode plan.
+ */
 async function matchStage(h: Header, entry: StageEntry, dir: string, i: number, file: string): Promise<CodecStage> {
   const name = `${file}: stage ${i + 1}`;
   if (!fs.existsSync(runFiles(dir).config)) {
@@ -177,25 +198,40 @@ async function matchStage(h: Header, entry: StageEntry, dir: string, i: number, 
   }
   const tried: string[] = [];
   for (const base of candidates(dir, entry.checkpoint)) {
-    const s = await openStage(dir, base, entry.ema);
-    const cfg = s.config.model;
+    const rel = path.relative(dir, base);
+    const check = checkCheckpoint(base);
+    if (!check.ok) {
+      tried.push(`${rel} (damaged: ${check.reason})`);
+      continue;
+    }
+    let loaded: LoadedStage;
+    try {
+      loaded = await loadStage(dir, check, entry.ema);
+    } catch (err) {
+      if (!(err instanceof SpnError)) throw err;
+      tried.push(`${rel} (not loaded: ${err.message})`);
+      continue;
+    }
+    const cfg = loaded.config.model;
     if (canonical(cfg) !== canonical(entry.model)) {
-      closeModels([s]);
+      loaded.model.dispose();
       throw new FormatError(`${name}: the model of ${base} differs from the one the file was coded with: ${configDiff(entry.model, cfg)}`);
     }
-    if (s.weights === entry.weights) {
-      const probe = torch.withThreads(CODEC_THREADS, () => probeHash(s.model, s.plan, h.batch));
-      if (probe !== entry.probe) {
-        closeModels([s]);
-        throw new FormatError(
-          `${name} (${path.join(dir, entry.checkpoint)}): this machine computes the model's logits differently from the one that wrote the file ` +
-            `(probe sha256 ${probe.slice(0, 16)}… vs ${entry.probe.slice(0, 16)}…): another libtorch build, BLAS or CPU kernels; decoding here would give wrong pixels`,
-        );
-      }
-      return s;
+    if (loaded.weights !== entry.weights) {
+      tried.push(`${rel} (step ${loaded.step}, sha256 ${loaded.weights.slice(0, 12)}…)`);
+      loaded.model.dispose();
+      continue;
     }
-    tried.push(`${path.relative(dir, base)} (step ${s.step}, sha256 ${s.weights.slice(0, 12)}…)`);
-    closeModels([s]);
+    const s = withPlan(loaded);
+    const probe = probeHash(s.model, s.plan, h.batch);
+    if (probe !== entry.probe) {
+      closeModels([s]);
+      throw new FormatError(
+        `${name} (${path.join(dir, entry.checkpoint)}): this machine computes the model's logits differently from the one that wrote the file ` +
+          `(probe sha256 ${probe.slice(0, 16)}… vs ${entry.probe.slice(0, 16)}…): another libtorch build, BLAS or CPU kernels; decoding here would give wrong pixels`,
+      );
+    }
+    return s;
   }
   throw new FormatError(
     `${name}: no checkpoint of ${dir} has the ${entry.ema ? 'EMA ' : ''}weights the file was coded with (${entry.checkpoint}, step ${entry.step}, sha256 ${entry.weights.slice(0, 12)}…); ` +
@@ -203,8 +239,11 @@ async function matchStage(h: Header, entry: StageEntry, dir: string, i: number, 
   );
 }
 
-/** The header entry of a loaded stage (probe computed for the file's batch size). */
+/**
+ * The header entry of a loaded stage (probe computed for the file's batch size, on the current
+ * thread count: call it inside torch.withThreads(CODEC_THREADS), as compressImages does).
+ */
 export function stageEntry(s: CodecStage, batch: number): StageEntry {
-  const probe = torch.withThreads(CODEC_THREADS, () => probeHash(s.model, s.plan, batch));
+  const probe = probeHash(s.model, s.plan, batch);
   return { run: s.run, checkpoint: s.checkpoint, step: s.step, ema: s.ema, model: s.config.model, weights: s.weights, probe };
 }

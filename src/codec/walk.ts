@@ -42,6 +42,8 @@ export function walkBatch(model: SPN, plan: DecodePlan, input: WalkInput, fn: Su
   if ((model.cfg.stage === 'depth') !== (input.given !== undefined)) {
     throw new ArgError(`walkBatch: a '${model.cfg.stage}' stage ${model.cfg.stage === 'depth' ? 'needs' : 'takes no'} given high bits`);
   }
+  // the logits come in the model's dtype (the decode plan's buffers): checked once, not per sub-pixel
+  if (model.dtype !== 'float32') throw new SpnError('E_ARG', `the codec needs float32 logits, got ${model.dtype} (the model's dtype)`);
   return evalScope(model, () => {
     const V = model.V;
     const shape = [m, H, W, C];
@@ -52,7 +54,6 @@ export function walkBatch(model: SPN, plan: DecodePlan, input: WalkInput, fn: Su
       firstSlice: input.fromSlice ?? model.firstSlice,
       ...(input.maxSubpixels !== undefined ? { maxPixels: Math.ceil(input.maxSubpixels / C) } : {}),
     }, (logits, at) => {
-      if (logits.dtype !== 'float32') throw new SpnError('E_ARG', `the codec needs float32 logits, got ${logits.dtype}`);
       const got = fn(logits.contiguous().data() as Float32Array, at);
       for (let i = 0; i < m; i++) {
         const x = got[i]!;

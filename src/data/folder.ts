@@ -12,7 +12,8 @@ import { cropResize } from './resize.js';
 import { permutation } from './rng.js';
 import type { DatasetSource, ImageSet } from './types.js';
 
-const IMAGE_EXT = /\.(png|jpe?g)$/i;
+/** The image files a folder dataset (and the codec's inputs) read: PNG and JPEG, by name. */
+export const IMAGE_EXT = /\.(png|jpe?g)$/i;
 const CONCURRENCY = 4;
 
 /** Image files under dir, recursively, sorted by path (so the split is stable). */

@@ -4,8 +4,8 @@
 import { ArgError } from '../errors.js';
 import type { ImageSet } from '../data/types.js';
 import type { SPN } from '../spn/model.js';
-import { evaluate, type EvalResult } from '../train/evaluate.js';
-import { codeLength, complexityCorrected, type Compressor } from './complexity.js';
+import { evalTotals, evaluate, type EvalResult } from '../train/evaluate.js';
+import { codeLength, type Compressor } from './complexity.js';
 
 export interface ImageScore {
   /** Position in the scored set. */
@@ -86,21 +86,13 @@ export async function scoreImages(model: SPN, set: ImageSet, o: ScoreOptions = {
       if (o.compressor) {
         const L = await codeLength(rawImage(set, b + j, bits), o.compressor);
         s.compressor_bpd = L.bits / dims;
-        s.corrected = complexityCorrected(s.bpd, L.bits, dims);
+        s.corrected = s.bpd - s.compressor_bpd; // complexityCorrected(s.bpd, L.bits, dims), bit for bit
       }
       scores.push(s);
       await o.onImage?.(s);
     }
   }
-  const nats = perSlice.slice(first).reduce((a, v) => a + v, 0);
-  const sliceTotal = set.n * sliceDims;
-  const result: EvalResult = {
-    bpd: nats / (set.n * dims) / Math.LN2,
-    images: set.n,
-    per_slice_bpd: Array.from(perSlice, (v, k) => (k < first ? null : v / sliceTotal / Math.LN2)),
-    nats,
-    per_slice_nats: Array.from(perSlice, (v, k) => (k < first ? null : v)),
-    dims: set.n * dims,
-  };
+  // the per-image numbers summed per slice in image order, as evaluate() sums them: the same totals
+  const result = evalTotals(perSlice, set.n, first, sliceDims);
   return { scores, eval: result };
 }

@@ -58,7 +58,17 @@ export function evaluate(model: SPN, set: ImageSet, o: EvaluateOptions = {}): Ev
   } finally {
     model.train(wasTraining);
   }
-  const sliceDims = n * model.dimsPerSlice;
+  return evalTotals(perSlice, n, first, model.dimsPerSlice);
+}
+
+/**
+ * The totals of n images from their NLL summed per slice (nats, one entry per slice, S²):
+ * slices before `first` are given, not modelled; each slice has `dimsPerSlice` sub-pixels per
+ * image. What evaluate() returns; spn score sums its per-image numbers into the same totals.
+ */
+export function evalTotals(perSlice: Float64Array, n: number, first: number, dimsPerSlice: number): EvalResult {
+  const end = perSlice.length;
+  const sliceDims = n * dimsPerSlice;
   const nats = perSlice.slice(first).reduce((a, b) => a + b, 0);
   const dims = sliceDims * (end - first);
   return {

@@ -20,6 +20,7 @@ import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
 import type { ImageSet } from '../data/types.js';
 import { subsampleSet } from '../data/subsample.js';
+import type { ModelConfig } from '../spn/config.js';
 import type { SampleProgress } from '../spn/sample.js';
 import { sampleStage } from '../spn/upscale.js';
 import { loadModel } from './checkpoint.js';
@@ -52,10 +53,15 @@ export interface Pipeline {
   bits: number;
 }
 
+/** The bits of the values a model outputs: its own bits, or givenBits + bits for a depth stage. */
+export function outputBits(m: ModelConfig): number {
+  return m.stage === 'depth' ? m.givenBits + m.bits : m.bits;
+}
+
 /** The image a run's model outputs: a depth stage outputs givenBits + bits = 8. */
-function stageOutput(cfg: RunConfig): { shape: [number, number, number]; bits: number } {
+export function stageOutput(cfg: RunConfig): { shape: [number, number, number]; bits: number } {
   const m = cfg.model;
-  return { shape: [m.height, m.width, m.channels], bits: m.stage === 'depth' ? m.givenBits + m.bits : m.bits };
+  return { shape: [m.height, m.width, m.channels], bits: outputBits(m) };
 }
 
 const fmtShape = (s: number[]) => s.join('×');
@@ -187,14 +193,15 @@ export interface PipelineEvalResult {
 }
 
 /**
- * The view of the final images stage i models: subsampled by the S of every later size stage
- * and cut to the stage's bits (values of `setBits` bits keep their top `bits`).
+ * The view of the final images stage i of a chain models: subsampled by the S of every later
+ * size stage and cut to the stage's output bits (values of `setBits` bits keep their top bits).
+ * `stages` is a pipeline's stages or any chain of run configs (the codec's loaded stages).
  */
-export function stageView(p: Pipeline, i: number, set: ImageSet, setBits: number): ImageSet {
+export function stageView(stages: readonly { config: RunConfig }[], i: number, set: ImageSet, setBits: number): ImageSet {
   let factor = 1;
-  for (const s of p.stages.slice(i + 1)) if (s.stage === 'size') factor *= s.config.model.scale;
+  for (const s of stages.slice(i + 1)) if (s.config.model.stage === 'size') factor *= s.config.model.scale;
   const sub = subsampleSet(set, factor);
-  const shift = setBits - p.stages[i]!.bits;
+  const shift = setBits - outputBits(stages[i]!.config.model);
   return shift === 0 ? sub : { ...sub, data: sub.data.map((v) => v >> shift) };
 }
 
@@ -220,7 +227,7 @@ export async function evalPipeline(
   const dims = n * H * W * C;
   const stages: PipelineStageEval[] = [];
   for (const [i, s] of p.stages.entries()) {
-    const view = stageView(p, i, images, setBits);
+    const view = stageView(p.stages, i, images, setBits);
     const { model } = await loadModel(s.dir, { device: o.device, ema: o.ema, which: o.which });
     try {
       const r = evaluate(model, view, { batchSize: o.batchSize, onProgress: (done, total) => o.onProgress?.(i, done, total) });

@@ -176,6 +176,30 @@ describe('the container refuses', () => {
     await fails(edited((x) => ([x.records[0]!.stream, x.records[2]!.stream] = [x.records[2]!.stream, x.records[0]!.stream])), /image 0 \(a\) decoded to pixels whose hash/);
   });
 
+  it('a damaged checkpoint among the candidates: skipped with its reason, the matching one beside it decodes', async () => {
+    // a copy of s2 (the other tests keep theirs): the file records its checkpoints/best, step 3's weights
+    const dir = path.join(f.work, 'runs', 's2-damaged');
+    fs.cpSync(runs.s2!, dir, { recursive: true });
+    const images = set();
+    const coded = await compressImages({ run: dir }, images, { batchSize: 2 });
+    expect(coded.header.stages[0]!.checkpoint).toBe(path.join('checkpoints', 'best'));
+    // training went on and was killed while writing: the recorded best cut short, a newer step of garbage
+    const ck = path.join(dir, 'checkpoints');
+    const st = fs.readFileSync(path.join(ck, 'best.safetensors'));
+    fs.writeFileSync(path.join(ck, 'best.safetensors'), st.subarray(0, st.length - 100));
+    const meta = JSON.parse(fs.readFileSync(path.join(ck, 'step-00000003.json'), 'utf8'));
+    fs.writeFileSync(path.join(ck, 'step-00000009.json'), JSON.stringify({ ...meta, step: 9 }));
+    fs.writeFileSync(path.join(ck, 'step-00000009.safetensors'), Buffer.alloc(st.length));
+    const d = await decompressBytes(coded.bytes, { file: 'f.spn' });
+    expect(Buffer.from(d.images.data).equals(Buffer.from(images.data))).toBe(true);
+    // without the matching one: the error names each candidate tried and why it was skipped
+    for (const ext of ['.json', '.safetensors']) fs.rmSync(path.join(ck, `step-00000003${ext}`));
+    await fails(
+      coded.bytes,
+      /stage 1: no checkpoint of .*s2-damaged has the EMA weights .*; tried checkpoints\/best \(damaged: best\.safetensors holds \d+ bytes, its sidecar recorded \d+ \(cut short[^)]*\)\), checkpoints\/step-00000009 \(damaged: step-00000009\.safetensors: /,
+    );
+  });
+
   it('an invalid header (an unsafe image name), even with a valid checksum', async () => {
     // rewrite the JSON header by hand: encodeContainer itself refuses such a header
     const buf = Buffer.from(c.bytes);
@@ -188,7 +212,7 @@ describe('the container refuses', () => {
     const body = Buffer.concat([buf.subarray(0, 5), lenBuf, json, buf.subarray(9 + len, buf.length - 32)]);
     const file = Buffer.concat([body, createHash('sha256').update(body).digest()]);
     await fails(file, /f\.spn: invalid header: names\.0: /);
-    expect(() => encodeContainer({ ...decodeContainer(c.bytes, 'x'), header: { ...header } })).toThrow();
+    expect(() => encodeContainer({ ...decodeContainer(c.bytes, 'x'), header: { ...header } })).toThrow(/"names",\s*0\s*\][\s\S]*must match pattern/);
   });
 });
 

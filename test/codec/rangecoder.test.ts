@@ -1,8 +1,9 @@
 // The range coder and the quantizer alone, on synthetic distributions: code length against the
-// entropy, exact round trips, carries, and the quantizer's invariants and determinism.
+// entropy, exact round trips, carries, and the quantizer's invariants and its counts against a
+// reference written out from its rule (and against counts computed by hand or in exact arithmetic).
 import { describe, expect, it } from 'vitest';
 import { findSymbol, MAX_PRECISION, RangeDecoder, RangeEncoder } from '../../src/codec/rangecoder.js';
-import { detExp, quantize } from '../../src/codec/quantize.js';
+import { detExp, modelBits, quantize, type SoftmaxNorm } from '../../src/codec/quantize.js';
 import { Rng } from '../../src/data/rng.js';
 
 /** A seeded uniform draw in [0, 1) (the project's mulberry32). */
@@ -17,6 +18,26 @@ function cumOf(p: number[], precision: number): Uint32Array {
   const cum = new Uint32Array(p.length + 1);
   quantize(logits, 0, p.length, precision, cum, new Float64Array(p.length));
   return cum;
+}
+
+/**
+ * The quantizer's rule written out directly: p from Math.exp in float64, count_i = 1 +
+ * floor(p_i·(2^P − V)), the rest of the 2^P to the first most probable symbol. `near` marks the
+ * symbols whose p_i·(2^P − V) lies within 1e-12 (relative) of an integer, where two exponentials
+ * that agree to ~1e-15 may still floor differently.
+ */
+function referenceCounts(logits: Float32Array, P: number): { counts: number[]; best: number; near: boolean[] } {
+  const V = logits.length;
+  let best = 0;
+  for (let i = 1; i < V; i++) if (logits[i]! > logits[best]!) best = i;
+  const e = Array.from(logits, (l) => Math.exp(l - logits[best]!));
+  const sum = e.reduce((a, b) => a + b, 0);
+  const free = 2 ** P - V;
+  const x = e.map((v) => (v / sum) * free);
+  const q = x.map(Math.floor);
+  q[best]! += free - q.reduce((a, b) => a + b, 0);
+  // both computations agree to ~1e-14 relative: only a value that close to a positive integer is undecided
+  return { counts: q.map((v) => v + 1), best, near: x.map((v) => Math.round(v) > 0 && Math.abs(v - Math.round(v)) < 1e-12 * v) };
 }
 
 /** Draws n symbols with probabilities p. */
@@ -181,27 +202,59 @@ describe('quantizer', () => {
     expect(() => detExp(0.5)).toThrow(/expected x ≤ 0/);
   });
 
-  it('counts are ≥ 1, sum to 2^precision, follow the probabilities, and the same logits give the same counts', () => {
+  it('counts are ≥ 1, sum to 2^precision, and are the ones its rule gives (a reference written out)', () => {
     const r = rng(11);
+    let near = 0;
+    let checked = 0;
     for (let trial = 0; trial < 200; trial++) {
       const V = 2 + Math.floor(r() * 255);
       const logits = Float32Array.from({ length: V }, () => (r() - 0.5) * (trial % 2 ? 60 : 6));
       const P = trial % 3 ? 24 : 16;
       const cum = new Uint32Array(V + 1);
-      const best = quantize(logits, 0, V, P, cum, new Float64Array(V));
+      const norm: SoftmaxNorm = { max: 0, sum: 0 };
+      const best = quantize(logits, 0, V, P, cum, new Float64Array(V), norm);
       expect(cum[0]).toBe(0);
       expect(cum[V]).toBe(2 ** P);
-      let bestCount = 0;
+      const counts = Array.from({ length: V }, (_, i) => cum[i + 1]! - cum[i]!);
+      for (const c of counts) expect(c).toBeGreaterThanOrEqual(1);
+      const ref = referenceCounts(logits, P);
+      expect(best).toBe(ref.best);
+      expect(counts[best]).toBe(Math.max(...counts));
+      // every count as the rule gives it; where the reference is too close to call, within one
+      let off = 0;
       for (let i = 0; i < V; i++) {
-        const c = cum[i + 1]! - cum[i]!;
-        expect(c).toBeGreaterThanOrEqual(1);
-        if (c > bestCount) bestCount = c;
+        if (i === best) continue;
+        if (ref.near[i]) {
+          near++;
+          expect(Math.abs(counts[i]! - ref.counts[i]!)).toBeLessThanOrEqual(1);
+          off += counts[i]! - ref.counts[i]!;
+        } else {
+          expect(counts[i]).toBe(ref.counts[i]);
+          checked++;
+        }
       }
-      expect(cum[best + 1]! - cum[best]!).toBe(bestCount);
-      const again = new Uint32Array(V + 1);
-      quantize(Float32Array.from(logits), 0, V, P, again, new Float64Array(V));
-      expect(Array.from(again)).toEqual(Array.from(cum));
+      expect(counts[best]).toBe(ref.counts[best]! - off); // the remainder goes to the most probable symbol
+      // the model's NLL from quantize's normaliser: −log2 of the float softmax
+      const x = trial % V;
+      const nll = -Math.log2(Math.exp(logits[x]! - logits[best]!) / Array.from(logits, (l) => Math.exp(l - logits[best]!)).reduce((a, b) => a + b, 0));
+      expect(norm.max).toBe(logits[best]);
+      expect(Math.abs(modelBits(logits, 0, x, norm) - nll)).toBeLessThan(1e-9 * Math.max(1, nll));
     }
+    expect(checked).toBeGreaterThan(20000); // the comparison is not vacuous: nearly every count is decided
+    expect(near).toBeLessThan(10);
+    // fixed logits (exact in float32), counts computed in 60-digit decimal arithmetic from the rule
+    const fixed = (logits: number[], P: number) => {
+      const cum = new Uint32Array(logits.length + 1);
+      quantize(Float32Array.from(logits), 0, logits.length, P, cum, new Float64Array(logits.length));
+      return Array.from(cum);
+    };
+    expect(fixed([1.5, -0.25, 0.75, -3, 2.125], 24)).toEqual([0, 4758824, 5585784, 7833694, 7886560, 16777216]);
+    expect(fixed([0.5, -7.75, 3.25, 3.0, -1.5, 0.125, -20.0, 1.0], 16)).toEqual([0, 2094, 2095, 34850, 60358, 60642, 62082, 62083, 65536]);
+    // by hand: equal logits share 2^P − V evenly, the remainder to the first (13 = 3·4 + 1)
+    expect(fixed([0, 0, 0, 0], 4)).toEqual([0, 4, 8, 12, 16]);
+    expect(fixed([0, 0, 0], 4)).toEqual([0, 6, 11, 16]);
+    // a symbol below e^-100 gets the minimum count: detExp is 0 there
+    expect(fixed([0, -200], 8)).toEqual([0, 255, 256]);
     // exact counts for a known case: logits log(1), log(3) -> p = 1/4, 3/4 of 2^16 - 2 free counts
     const cum = new Uint32Array(3);
     quantize(Float32Array.of(0, Math.log(3)), 0, 2, 16, cum, new Float64Array(2));

@@ -29,7 +29,7 @@ beforeAll(async () => {
 afterAll(() => cleanupTmp());
 
 describe('scoreImages', () => {
-  it("per-image bits/dim average to spn eval's exact total; per-slice parts add up", async () => {
+  it("per-image bits/dim average to spn eval's exact total; each image's per-slice parts are evaluate()'s on it alone", async () => {
     const { model } = await loadModel(run);
     try {
       const r = await scoreImages(model, test, { batchSize: 64 });
@@ -38,9 +38,15 @@ describe('scoreImages', () => {
       expect(r.eval.nats).toBe(e.nats); // same batches: the very same sums
       const mean = r.scores.reduce((a, s) => a + s.bpd, 0) / r.scores.length;
       expect(mean).toBeCloseTo(e.bpd, 12);
+      // each image's numbers against evaluate() on that image alone (a batch of one: the same up to
+      // float32 rounding of the batched forward pass)
+      const size = test.h * test.w * test.c;
       for (const s of r.scores) {
+        const one = evaluate(model, { ...test, n: 1, data: test.data.subarray(s.index * size, (s.index + 1) * size) }, { batchSize: 1 });
         expect(s.per_slice_bpd).toHaveLength(4);
-        expect(s.per_slice_bpd.reduce((a: number, v) => a + v!, 0) / 4).toBeCloseTo(s.bpd, 12);
+        s.per_slice_bpd.forEach((v, k) => expect(Math.abs(v! - one.per_slice_bpd[k]!) / one.per_slice_bpd[k]!).toBeLessThan(1e-5));
+        expect(Math.abs(s.nats - one.nats) / one.nats).toBeLessThan(1e-5);
+        expect(Math.abs(s.bpd - one.bpd) / one.bpd).toBeLessThan(1e-5);
       }
       // other batch sizes: the same numbers up to float32 rounding of the batched forward pass
       const small = await scoreImages(model, test, { batchSize: 5 });
