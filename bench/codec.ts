@@ -25,7 +25,7 @@ import { ArgError, SpnError } from '../src/errors.js';
 import { closeModels, compressImages, decompressBytes, openModels, readInputs } from '../src/codec/index.js';
 import { codeLength, decodeRaw, type Compressor, type RawImage } from '../src/score/index.js';
 import type { ImageSet } from '../src/data/types.js';
-import { evaluate } from '../src/train/evaluate.js';
+import { evaluate } from '../src/store/evaluate.js';
 import * as torch from '../src/torch/index.js';
 import { emitReport, reportHeader, runIfMain, type ReportHeader } from './machine.js';
 

@@ -27,7 +27,7 @@ import { SPN } from '../src/spn/model.js';
 import { sample, sampleNaive } from '../src/spn/sample.js';
 import { train } from '../src/train/trainer.js';
 import { measureMatmul, spnForwardMacs } from './flops.js';
-import { readRunConfig } from '../src/train/run.js';
+import { readRunConfig } from '../src/store/run.js';
 import { emitReport, reportHeader, runIfMain, type MachineInfo, type ReportHeader } from './machine.js';
 
 export interface CheckResult { name: string; ok: boolean; seconds: number; detail: string }

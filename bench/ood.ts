@@ -25,7 +25,7 @@ import { loadDataset } from '../src/data/index.js';
 import { cropResize } from '../src/data/resize.js';
 import type { ImageSet } from '../src/data/types.js';
 import { auroc, codeLength, complexityCorrected, scoreImages, type Compressor, type ImageScore } from '../src/score/index.js';
-import { loadModel } from '../src/train/checkpoint.js';
+import { loadModel } from '../src/store/checkpoint.js';
 import * as torch from '../src/torch/index.js';
 import { emitReport, reportHeader, runIfMain, type ReportHeader } from './machine.js';
 

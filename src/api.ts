@@ -6,7 +6,7 @@ import { getPreset, parseModelConfig } from './spn/config.js';
 import { tensorToBatch, type ImageBatch } from './spn/images.js';
 import { SPN, type ModelOptions } from './spn/model.js';
 import { sample, type SampleProgress } from './spn/sample.js';
-import { loadModel } from './train/checkpoint.js';
+import { loadModel } from './store/checkpoint.js';
 
 export interface CreateModelOptions extends ModelOptions {
   /** Overrides of the preset's model settings, e.g. { dim: 64, scale: 2 }. */

@@ -26,18 +26,18 @@ export { subsampleSet } from './data/subsample.js';
 
 // training and runs
 export { train, type TrainOptions, type TrainProgress, type TrainResult } from './train/trainer.js';
-export { RunConfig, readRunConfig, runFiles, type RunStatus } from './train/run.js';
-export { loadModel, openCheckpoint, resolveCheckpoint, listCheckpoints, readCheckpoint, type CheckpointMeta, type ValidCheckpoint } from './train/checkpoint.js';
+export { RunConfig, readRunConfig, runFiles, type RunStatus } from './store/run.js';
+export { loadModel, openCheckpoint, resolveCheckpoint, listCheckpoints, readCheckpoint, type CheckpointMeta, type ValidCheckpoint } from './store/checkpoint.js';
 
 // scoring
-export { evaluate, type EvalResult, type EvaluateOptions } from './train/evaluate.js';
-export { loadRunSplit, type RunSplitOptions } from './train/data.js';
+export { evaluate, type EvalResult, type EvaluateOptions } from './store/evaluate.js';
+export { loadRunSplit, type RunSplitOptions } from './store/data.js';
 
 // sampling and upscaling
 export { sample, sampleNaive, type SampleOptions, type SampleProgress } from './spn/sample.js';
 export { DecodePlan, SliceDecoder } from './spn/decode.js';
 export { sampleStage, stageInputShape, type StageSampleOptions } from './spn/upscale.js';
-export { loadPipeline, samplePipeline, evalPipeline, type Pipeline, type PipelineSamples, type PipelineEvalResult } from './train/pipeline.js';
+export { loadPipeline, samplePipeline, evalPipeline, type Pipeline, type PipelineSamples, type PipelineEvalResult } from './store/pipeline.js';
 export { gridPng, encodePng, tensorToBatch, readPngAsImage, type ImageBatch } from './spn/images.js';
 
 // lossless coding and per-image scores

@@ -4,7 +4,7 @@
 import * as path from 'node:path';
 import { ArgError } from '../errors.js';
 import { train } from '../train/trainer.js';
-import { runFiles } from '../train/run.js';
+import { runFiles } from '../store/run.js';
 import { formatDuration } from '../train/progress.js';
 import type { DemoOptions } from './demo.js';
 import { defaultRunDir } from './options.js';

@@ -2,16 +2,16 @@
 // a trained model on a dataset split, in bits per dimension, with the breakdown per slice. On a
 // run folder's full split it also writes the run's eval.json (docs/run-folder.md). An upscaling
 // stage's number is over the sub-pixels it models only. `spn eval --pipeline p.json` gives the
-// exact bits/dim of a chain of stages' final images, with each stage's share (train/pipeline.ts).
+// exact bits/dim of a chain of stages' final images, with each stage's share (store/pipeline.ts).
 import * as fs from 'node:fs';
 import { ArgError } from '../errors.js';
 import type { ImageSet } from '../data/types.js';
-import { evalPipeline, loadPipeline, type PipelineEvalResult } from '../train/pipeline.js';
-import { loadModel, openCheckpoint } from '../train/checkpoint.js';
-import { evaluate, type EvalResult } from '../train/evaluate.js';
+import { evalPipeline, loadPipeline, type PipelineEvalResult } from '../store/pipeline.js';
+import { loadModel, openCheckpoint } from '../store/checkpoint.js';
+import { evaluate, type EvalResult } from '../store/evaluate.js';
 import { createProgress } from '../train/progress.js';
-import { runFiles, writeJson, type RunConfig } from '../train/run.js';
-import { loadRunSplit } from '../train/data.js';
+import { runFiles, writeJson, type RunConfig } from '../store/run.js';
+import { loadRunSplit } from '../store/data.js';
 import { checkDevice } from '../train/options.js';
 import type { EvalCommandOptions } from './eval.js';
 import type { ModelTarget } from './options.js';
@@ -45,7 +45,7 @@ function checkOptions(o: EvalCommandOptions): void {
   if (o.limit !== undefined && (!Number.isInteger(o.limit) || o.limit < 1)) throw new ArgError(`--limit ${o.limit}: expected a positive integer`);
 }
 
-/** The run's own split (train/data.ts), with the command's options and log. */
+/** The run's own split (store/data.ts), with the command's options and log. */
 function loadSplit(cfg: RunConfig, o: EvalCommandOptions, log: (m: string) => void): Promise<{ set: ImageSet; spec: string }> {
   return loadRunSplit(cfg, { split: o.split, ...(o.data !== undefined ? { data: o.data } : {}), ...(o.size !== undefined ? { size: o.size } : {}), ...(o.cacheDir ? { cacheDir: o.cacheDir } : {}), onProgress: log });
 }

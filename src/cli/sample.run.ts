@@ -1,18 +1,18 @@
 // `spn sample <run-dir>` (definition in sample.ts): draws images from a trained SPN and writes
 // a PNG grid (and, with --frames, one frame per slice plus an animated GIF of the subscale order
 // filling in). `spn sample --pipeline p.json` samples through a chain of upscaling stages
-// (train/pipeline.ts).
+// (store/pipeline.ts).
 import * as path from 'node:path';
 import { ArgError } from '../errors.js';
 import { writeFileAtomic } from '../fsutil.js';
 import { recordSliceFrames, writeSampleOutputs } from '../spn/frames.js';
 import { gridPng } from '../spn/images.js';
-import { loadPipeline, samplePipeline } from '../train/pipeline.js';
+import { loadPipeline, samplePipeline } from '../store/pipeline.js';
 import { sample } from '../spn/sample.js';
 import type { SPN } from '../spn/model.js';
 import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
-import { loadModel } from '../train/checkpoint.js';
+import { loadModel } from '../store/checkpoint.js';
 import { createProgress, formatDuration } from '../train/progress.js';
 import type { ModelTarget } from './options.js';
 import { checkDevice } from '../train/options.js';

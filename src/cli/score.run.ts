@@ -6,8 +6,8 @@ import { readInputs } from '../codec/inputs.js';
 import { scoreImages, type ImageScore, type ScoreResult } from '../score/index.js';
 import { gridPng } from '../spn/images.js';
 import * as torch from '../torch/index.js';
-import { loadModel } from '../train/checkpoint.js';
-import { stageOutput } from '../train/pipeline.js';
+import { loadModel } from '../store/checkpoint.js';
+import { stageOutput } from '../store/pipeline.js';
 import type { ScoreCommandOptions } from './score.js';
 
 const csvField = (s: string) => (/[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);

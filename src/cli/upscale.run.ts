@@ -9,7 +9,7 @@ import { reduceBits } from '../data/bits.js';
 import { gridPng, readPngAsImage, tensorToBatch, type ImageBatch } from '../spn/images.js';
 import { sampleStage } from '../spn/upscale.js';
 import * as torch from '../torch/index.js';
-import { loadModel } from '../train/checkpoint.js';
+import { loadModel } from '../store/checkpoint.js';
 import { createProgress, formatDuration } from '../train/progress.js';
 import { checkDevice } from '../train/options.js';
 import type { UpscaleCommandOptions } from './upscale.js';

@@ -10,7 +10,7 @@ import { ArgError, FormatError } from '../errors.js';
 import * as torch from '../torch/index.js';
 import type { ImageSet } from '../data/types.js';
 import { generationOrder } from '../spn/slices.js';
-import { stageView } from '../train/pipeline.js';
+import { stageView } from '../store/pipeline.js';
 import { compactNames, decodeContainer, encodeContainer, imageName, type ContainerSizes, type Header, type ImageRecord } from './container.js';
 import { pixelHash, pixelsHash } from './hash.js';
 import { DEFAULT_BATCH, DEFAULT_PRECISION } from './defaults.js';

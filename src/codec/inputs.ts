@@ -6,8 +6,8 @@ import * as path from 'node:path';
 import { ArgError, DataError } from '../errors.js';
 import { listImages } from '../data/folder.js';
 import type { ImageSet } from '../data/types.js';
-import { loadRunSplit } from '../train/data.js';
-import type { RunConfig } from '../train/run.js';
+import { loadRunSplit } from '../store/data.js';
+import type { RunConfig } from '../store/run.js';
 import { readImageFile } from './images.js';
 import type { ImageSpec } from './stages.js';
 
@@ -40,7 +40,7 @@ function uniqueName(raw: string, used: Set<string>): string {
   return name;
 }
 
-/** A split of a dataset as the run read it (train/data.ts loadRunSplit); values at the run's bits. */
+/** A split of a dataset as the run read it (store/data.ts loadRunSplit); values at the run's bits. */
 async function readSpec(spec: string, o: ReadInputsOptions): Promise<ImageSet> {
   const { set } = await loadRunSplit(o.config, { data: spec, split: o.split ?? 'test', cacheDir: o.cacheDir, onProgress: o.onProgress });
   const { height, width, channels, bits } = o.image;

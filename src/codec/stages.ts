@@ -8,9 +8,9 @@ import * as torch from '../torch/index.js';
 import { DecodePlan } from '../spn/decode.js';
 import type { ModelConfig } from '../spn/config.js';
 import type { SPN } from '../spn/model.js';
-import { checkCheckpoint, listCheckpoints, loadModel, openCheckpoint, resolveCheckpoint, type ValidCheckpoint } from '../train/checkpoint.js';
-import { loadPipeline, outputBits } from '../train/pipeline.js';
-import { runFiles, type RunConfig } from '../train/run.js';
+import { checkCheckpoint, listCheckpoints, loadModel, openCheckpoint, resolveCheckpoint, type ValidCheckpoint } from '../store/checkpoint.js';
+import { loadPipeline, outputBits } from '../store/pipeline.js';
+import { runFiles, type RunConfig } from '../store/run.js';
 import type { Header, StageEntry } from './container.js';
 import { probeHash, weightsHash } from './hash.js';
 

@@ -1,10 +1,10 @@
-// Per-image likelihood scores: the exact NLL of every image (train/evaluate.ts's onImages, the
+// Per-image likelihood scores: the exact NLL of every image (store/evaluate.ts's onImages, the
 // same numbers `spn eval` sums) in bits per sub-pixel, in total and per slice, optionally with the
 // input-complexity correction (complexity.ts).
 import { ArgError } from '../errors.js';
 import type { ImageSet } from '../data/types.js';
 import type { SPN } from '../spn/model.js';
-import { evalTotals, evaluate, type EvalResult } from '../train/evaluate.js';
+import { evalTotals, evaluate, type EvalResult } from '../store/evaluate.js';
 import { codeLength, type Compressor } from './complexity.js';
 
 export interface ImageScore {

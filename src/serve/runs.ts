@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { MetricsIndex, type MetricsRecord } from './metrics.js';
 import { isRunName, type RunsRoot } from './paths.js';
+import { RUN_LAYOUT as L } from '../store/layout.js';
 
 export interface RunSummary {
   name: string;
@@ -80,9 +81,9 @@ export class RunReader {
   detail(name: string): RunDetail {
     const dir = this.root.runDir(name);
     const problems: string[] = [];
-    const config = this.readJson(dir, 'config.json', problems);
-    const status = this.readJson(dir, 'status.json', problems);
-    const evalJson = this.readJson(dir, 'eval.json', problems);
+    const config = this.readJson(dir, L.config, problems);
+    const status = this.readJson(dir, L.status, problems);
+    const evalJson = this.readJson(dir, L.eval, problems);
     const index = this.index(name, dir);
     return {
       name,
@@ -93,17 +94,17 @@ export class RunReader {
       problems,
       metrics: { lines: index.lines, last_train: index.lastTrain, last_test: index.lastTest },
       samples: {
-        latest: this.fileInfo(dir, 'samples/latest.png'),
-        animation: this.fileInfo(dir, 'samples/frames/animation.gif') ?? this.fileInfo(dir, 'samples/animation.gif'),
-        frames: this.listFiles(dir, 'samples/frames', /^frame-\d+\.png$/),
-        grids: this.listFiles(dir, 'samples', /^step-\d+\.png$/),
+        latest: this.fileInfo(dir, L.latestSample),
+        animation: this.fileInfo(dir, L.animation) ?? this.fileInfo(dir, `${L.samples}/animation.gif`),
+        frames: this.listFiles(dir, L.frames, L.frame),
+        grids: this.listFiles(dir, L.samples, L.sampleGrid),
       },
     };
   }
 
   /** The metrics index of a run, caught up with the file. */
   index(name: string, dir = this.root.runDir(name)): MetricsIndex {
-    const file = path.join(dir, 'metrics.jsonl');
+    const file = path.join(dir, L.metrics);
     let index = this.metrics.get(name);
     if (index === undefined || index.file !== file) {
       index = new MetricsIndex(file);
@@ -114,9 +115,9 @@ export class RunReader {
   }
 
   private summary(name: string, dir: string): RunSummary {
-    const status = asObject(this.readJson(dir, 'status.json', []));
-    const config = asObject(this.readJson(dir, 'config.json', []));
-    const evalJson = asObject(this.readJson(dir, 'eval.json', []));
+    const status = asObject(this.readJson(dir, L.status, []));
+    const config = asObject(this.readJson(dir, L.config, []));
+    const evalJson = asObject(this.readJson(dir, L.eval, []));
     const index = this.index(name, dir);
     return {
       name,
@@ -187,7 +188,7 @@ function updatedTime(dir: string, status: unknown): string {
   const stated = str(asObject(status)?.updated);
   if (stated !== null && !Number.isNaN(Date.parse(stated))) return new Date(stated).toISOString();
   let newest = 0;
-  for (const rel of ['status.json', 'metrics.jsonl', 'config.json', 'eval.json', '.']) {
+  for (const rel of [L.status, L.metrics, L.config, L.eval, '.']) {
     try {
       newest = Math.max(newest, fs.statSync(path.join(dir, rel)).mtimeMs);
     } catch {

@@ -77,7 +77,7 @@ interface Layout { entries: Entry[]; metadata: Record<string, string>; dataStart
  * Checks safetensors bytes without making tensors: the header length, the header JSON, every
  * entry's dtype, shape and offsets, and that the entries tile the data exactly. Throws a
  * FormatError naming `source` and the first inconsistency; returns the metadata and the number
- * of tensors. (A checkpoint is validated with this before it is trusted: train/checkpoint.ts.)
+ * of tensors. (A checkpoint is validated with this before it is trusted: store/checkpoint.ts.)
  */
 export function checkSafetensors(buf: Uint8Array, source = 'safetensors buffer'): { metadata: Record<string, string>; tensors: number } {
   const { metadata, entries } = parseLayout(buf, source);

@@ -5,7 +5,7 @@ import { ArgError } from '../errors.js';
 import { getPreset, parseModelConfig, parseTrainConfig, type ModelConfig, type TrainConfig } from '../spn/config.js';
 import * as torch from '../torch/index.js';
 import type { Rendezvous } from '../torch/distributed.js';
-import type { RunConfig } from './run.js';
+import type { RunConfig } from '../store/run.js';
 
 export type SetValue = number | string | boolean;
 

@@ -49,7 +49,7 @@ import { envRendezvous, initProcessGroup, type Backend, type ProcessGroup, type 
 import type { ImageSet } from '../data/types.js';
 import type { SPN } from '../spn/model.js';
 import { clipGradNorm, gradNorm } from '../torch/optim/index.js';
-import { evaluate, type EvalResult } from './evaluate.js';
+import { evaluate, type EvalResult } from '../store/evaluate.js';
 import type { TrainOptions } from './options.js';
 
 /** Seconds any rank waits for the others (the rendezvous, each collective, each store read) by default. */

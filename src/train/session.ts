@@ -23,11 +23,11 @@ import { SPN } from '../spn/model.js';
 import { sample } from '../spn/sample.js';
 import { joinDepth, toBatch } from '../spn/stage.js';
 import { removeStaleTempFiles, writeFileAtomic } from '../fsutil.js';
-import { checkpointName, decodeCheckpoint, openCheckpoint, pick, pruneCheckpoints, resumeCheckpoint, saveCheckpoint, type CheckpointMeta, type LoadedCheckpoint, type ValidCheckpoint } from './checkpoint.js';
-import { evaluate } from './evaluate.js';
+import { checkpointName, decodeCheckpoint, openCheckpoint, pick, pruneCheckpoints, resumeCheckpoint, saveCheckpoint, type CheckpointMeta, type LoadedCheckpoint, type ValidCheckpoint } from '../store/checkpoint.js';
+import { evaluate } from '../store/evaluate.js';
 import { checkBatchSplit, dataBitsFor, newRunConfig, newTrainConfig, resumedRunConfig, DEFAULT_DATA, DEFAULT_PRESET, type TrainOptions } from './options.js';
 import type { DataParallel, StepValues } from './parallel.js';
-import { appendMetric, dropMetricsAfter, readRunConfig, runFiles, writeJson, type RunConfig, type RunStatus } from './run.js';
+import { appendMetric, dropMetricsAfter, readRunConfig, runFiles, writeJson, type RunConfig, type RunStatus } from '../store/run.js';
 
 /** Images per batch of the in-training evaluation. */
 const EVAL_BATCH = 50;

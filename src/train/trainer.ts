@@ -5,12 +5,12 @@ import * as path from 'node:path';
 import { SpnError, WriteError } from '../errors.js';
 import { writeRemedy } from '../fsutil.js';
 import * as torch from '../torch/index.js';
-import { listCheckpoints } from './checkpoint.js';
+import { listCheckpoints } from '../store/checkpoint.js';
 import { createProgress, formatDuration } from './progress.js';
 import { validateTrainOptions, type TrainOptions } from './options.js';
 import { DataParallel, DEFAULT_DIST_TIMEOUT_S, jobFromEnv, rankThreads } from './parallel.js';
 import { threadWork, TrainingSession, useBf16 } from './session.js';
-import { runFiles, type RunConfig, type RunStatus } from './run.js';
+import { runFiles, type RunConfig, type RunStatus } from '../store/run.js';
 
 export type { TrainOptions, TrainProgress } from './options.js';
 export { threadWork, useBf16 };

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { register } from '../../src/cli/serve.js';
 import { SpnError } from '../../src/errors.js';
 import { startServer, type RunningServer } from '../../src/serve/server.js';
-import { readRunConfig } from '../../src/train/run.js';
+import { readRunConfig } from '../../src/store/run.js';
 import { FIXTURE, request, tempRuns } from './helpers.js';
 
 let runs: string;

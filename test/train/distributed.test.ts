@@ -15,13 +15,13 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as torch from '../../src/torch/index.js';
 import { loadDataset } from '../../src/data/index.js';
-import { checkCheckpoint, listCheckpoints, loadModel, readCheckpoint } from '../../src/train/checkpoint.js';
-import { evaluate } from '../../src/train/evaluate.js';
+import { checkCheckpoint, listCheckpoints, loadModel, readCheckpoint } from '../../src/store/checkpoint.js';
+import { evaluate } from '../../src/store/evaluate.js';
 import { freePort, planLaunch } from '../../src/train/launch.js';
 import { jobFromEnv, rankDevice } from '../../src/train/parallel.js';
 import { renderBenchmarksMd } from '../../bench/report.js';
 import type { DistributedReport } from '../../bench/distributed.js';
-import { runFiles } from '../../src/train/run.js';
+import { runFiles } from '../../src/store/run.js';
 import type { TrainOptions, TrainResult } from '../../src/train/trainer.js';
 import { cleanupTmp, smoothImages, tmpDir, writeIdx } from '../data/fixtures.js';
 

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { ConfigError, SpnError } from '../errors.js';
 import { appendLine, writeFileAtomic } from '../fsutil.js';
 import { ModelConfig, TrainConfig } from '../spn/config.js';
+import { RUN_LAYOUT } from './layout.js';
 
 export const RunConfig = z
   .object({
@@ -37,13 +38,14 @@ export interface RunStatus {
   message?: string;
 }
 
+/** The run folder's files (layout.ts) under `dir`. */
 export const runFiles = (dir: string) => ({
-  config: path.join(dir, 'config.json'),
-  status: path.join(dir, 'status.json'),
-  metrics: path.join(dir, 'metrics.jsonl'),
-  checkpoints: path.join(dir, 'checkpoints'),
-  eval: path.join(dir, 'eval.json'),
-  samples: path.join(dir, 'samples'),
+  config: path.join(dir, RUN_LAYOUT.config),
+  status: path.join(dir, RUN_LAYOUT.status),
+  metrics: path.join(dir, RUN_LAYOUT.metrics),
+  checkpoints: path.join(dir, RUN_LAYOUT.checkpoints),
+  eval: path.join(dir, RUN_LAYOUT.eval),
+  samples: path.join(dir, RUN_LAYOUT.samples),
 });
 
 /** Writes JSON atomically through the one write path (src/fsutil.ts): a failure is a WriteError naming the file. */
