@@ -29,16 +29,14 @@ export async function run(file: string, o: DecompressCommandOptions): Promise<De
   try {
     r = await decompressBytes(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length), {
       file, run: o.run, pipeline: o.pipeline,
-      onProgress: (p) => bar.update((p.stage + p.done / p.images) / p.stages, { stage: `${p.stage + 1}/${p.stages}`, images: `${Math.floor(p.done)}/${p.images}` }),
+      onProgress: (p) => bar.update((p.stage + p.done / p.tiles) / p.stages, { stage: `${p.stage + 1}/${p.stages}`, tiles: `${Math.floor(p.done)}/${p.tiles}` }),
     });
   } finally {
     bar.stop();
   }
-  const { image } = r.header;
-  const size = image.height * image.width * image.channels;
-  const files = r.names.map((name, i) => {
-    const f = path.join(o.out, `${name}.png`);
-    writeImagePng(f, r.images.data.subarray(i * size, (i + 1) * size), image);
+  const files = r.images.map((im) => {
+    const f = path.join(o.out, `${im.name}.png`);
+    writeImagePng(f, im.data, { height: im.height, width: im.width, channels: r.channels, bits: r.bits });
     return f;
   });
   const rep = { file, out: o.out, images: files.length, files, seconds: r.seconds, images_per_s: files.length / r.seconds };

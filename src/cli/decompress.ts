@@ -18,14 +18,14 @@ export function register(program: Command): void {
     .description('decode a .spn file to PNG images (bit-identical to what was compressed)')
     .argument('<file.spn>', 'the compressed file')
     .requiredOption('--out <dir>', 'folder to write <name>.png into')
-    .option('--run <dir>', 'decode with this run folder instead of the one recorded in the file (its weights must match)')
-    .option('--pipeline <file>', "decode with this pipeline's runs instead of the recorded ones (their weights must match)")
+    .option('--run <dir>', 'the run folder to decode with (a version 2 file names its model only by the hash of its weights; a version 1 file records its run, which this replaces)')
+    .option('--pipeline <file>', "decode with this pipeline's runs (a version 2 file of a pipeline needs it; their weights must match)")
     .option('--json', 'print what was written as JSON')
     .option('--quiet', 'no progress output')
     .addHelpText('after', `
-The file records the models (sha256 of their weights), libtorch's version and the coding settings;
-a different model, libtorch or machine arithmetic (a probe of the model's logits), or a truncated
-or corrupted file (sha256 of the file) is an error, and nothing is written. Every decoded image is
+The file records the models (a hash of their weights) and the coding settings; a different model,
+libtorch or machine arithmetic (a probe of the model's logits), or a truncated or corrupted file
+(a checksum of the file) is an error, and nothing is written. Version 1 files are read too. Every decoded image is
 checked against its recorded pixel hash before any PNG is written. PNGs are 8-bit gray or RGB
 holding the coded values shifted up to 8 bits (v << (8 - bits)); see \`spn compress --help\`.`)
     .action(async (file: string, opts: DecompressCommandOptions) => {

@@ -1,4 +1,5 @@
-// The .spn container (docs/spn-format.md): magic and version, a JSON header naming everything
+// The .spn container, version 1 (docs/spn-format.md; read, and written on request, beside the
+// compact version 2 of container2.ts): magic and version, a JSON header naming everything
 // that fixes the numbers, one record per image (its coded stream and a hash of its pixels), and
 // a sha256 of all of it at the end.
 //
@@ -10,7 +11,9 @@ import { z } from 'zod';
 import { FormatError } from '../errors.js';
 import { ModelConfig } from '../spn/config.js';
 import { QUANTIZER_ID } from './quantize.js';
+import { MAX_BATCH } from './limits.js';
 import { MAX_PRECISION } from './rangecoder.js';
+import { pushVarint } from './varint.js';
 
 export const MAGIC = 'SPNC';
 export const VERSION = 1;
@@ -45,7 +48,7 @@ export const Header = z
     coder: z.object({ kind: z.literal('range48'), precision: z.number().int().min(1).max(MAX_PRECISION), quantizer: z.literal(QUANTIZER_ID) }).strict(),
     libtorch: z.string(),
     threads: z.number().int().positive(),
-    batch: z.number().int().positive(),
+    batch: z.number().int().positive().max(MAX_BATCH), // the probe runs the model on this many images: bounded
     dtype: z.literal('float32'),
     device: z.literal('cpu'),
     image: z.object({ height: z.number().int().positive(), width: z.number().int().positive(), channels: z.number().int().positive(), bits: z.number().int().min(1).max(8) }).strict(),
@@ -86,12 +89,13 @@ export interface ContainerSizes {
   streams: number;
 }
 
-function varint(n: number, out: number[]): void {
-  while (n >= 0x80) {
-    out.push((n % 0x80) | 0x80);
-    n = Math.floor(n / 0x80);
+/** The version byte of a .spn file, after checking its magic; `file` names it in errors. */
+export function containerVersion(bytes: Uint8Array, file: string): number {
+  if (bytes.length === 0) throw new FormatError(`${file} is empty (0 bytes); a .spn file starts with "${MAGIC}"`);
+  if (bytes.length < MAGIC.length + 1 || Buffer.from(bytes.subarray(0, MAGIC.length)).toString('latin1') !== MAGIC) {
+    throw new FormatError(`${file} is not a .spn file (it does not start with "${MAGIC}")`);
   }
-  out.push(n);
+  return bytes[MAGIC.length]!;
 }
 
 export function encodeContainer(c: Container): { bytes: Uint8Array; sizes: ContainerSizes } {
@@ -107,7 +111,7 @@ export function encodeContainer(c: Container): { bytes: Uint8Array; sizes: Conta
   for (const r of c.records) {
     if (r.hash.length !== HASH_BYTES) throw new FormatError(`container: a pixel hash has ${r.hash.length} bytes, expected ${HASH_BYTES}`);
     const v: number[] = [];
-    varint(r.stream.length, v);
+    pushVarint(r.stream.length, v);
     parts.push(Uint8Array.from(v), r.hash, r.stream);
     records += v.length + HASH_BYTES;
     streams += r.stream.length;

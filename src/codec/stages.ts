@@ -156,48 +156,116 @@ export interface DecodeModelOptions {
   pipeline?: string;
 }
 
-/**
- * Loads, for each stage of a file, a checkpoint with exactly the recorded weights (sha256), checks
- * its config and that this machine computes the recorded probe logits. Any mismatch is an error
- * naming the file, the stage and what differs. Call it inside torch.withThreads(CODEC_THREADS)
- * (decompressBytes does): the probe is computed on the current thread count.
- */
-export async function openModelsFor(h: Header, o: DecodeModelOptions): Promise<CodecModels> {
-  const n = h.stages.length;
-  let dirs: string[];
+/** The run folders to decode with: the override (--run or --pipeline) or the recorded ones. */
+function decodeDirs(n: number, o: DecodeModelOptions, recorded: string[] | null): string[] {
   if (o.pipeline !== undefined && o.run !== undefined) throw new ArgError(`give --run ${o.run} or --pipeline ${o.pipeline}, not both`);
   if (o.pipeline !== undefined) {
-    dirs = loadPipeline(o.pipeline).stages.map((s) => s.dir);
+    const dirs = loadPipeline(o.pipeline).stages.map((s) => s.dir);
     if (dirs.length !== n) throw new ConfigError(`${o.file} was coded with ${n} stage(s); ${o.pipeline} has ${dirs.length}`);
-  } else if (o.run !== undefined) {
-    if (n !== 1) throw new ArgError(`${o.file} was coded with a ${n}-stage pipeline; pass --pipeline <file>, not --run`);
-    dirs = [runDirOf(resolveCheckpoint(o.run))]; // refuses a path that is neither a run folder nor a checkpoint
-  } else {
-    dirs = h.stages.map((s) => s.run);
+    return dirs;
   }
+  if (o.run !== undefined) {
+    if (n !== 1) throw new ArgError(`${o.file} was coded with a ${n}-stage pipeline; pass --pipeline <file>, not --run`);
+    return [runDirOf(resolveCheckpoint(o.run))]; // refuses a path that is neither a run folder nor a checkpoint
+  }
+  if (!recorded) {
+    throw new ArgError(`${o.file} names its model${n > 1 ? 's' : ''} only by the hash of the weights; pass ${n > 1 ? '--pipeline <file>' : '--run <dir> (the run folder it was compressed with)'}`);
+  }
+  return recorded;
+}
+
+/** Opens stages one by one; closes the ones opened when one fails. */
+async function openAll(n: number, open: (i: number) => Promise<CodecStage>): Promise<CodecStage[]> {
   const stages: CodecStage[] = [];
   try {
-    for (const [i, entry] of h.stages.entries()) stages.push(await matchStage(h, entry, dirs[i]!, i, o.file));
+    for (let i = 0; i < n; i++) stages.push(await open(i));
   } catch (err) {
     closeModels(stages);
     throw err;
   }
+  return stages;
+}
+
+/**
+ * Loads, for each stage of a version 1 file, a checkpoint with exactly the recorded weights
+ * (sha256), checks its config and that this machine computes the recorded probe logits. Any
+ * mismatch is an error naming the file, the stage and what differs. Call it inside
+ * torch.withThreads(CODEC_THREADS) (decompressBytes does): the probe is computed on the current
+ * thread count.
+ */
+export async function openModelsFor(h: Header, o: DecodeModelOptions): Promise<CodecModels> {
+  const n = h.stages.length;
+  const dirs = decodeDirs(n, o, h.stages.map((s) => s.run));
+  const stages = await openAll(n, async (i) => {
+    const entry = h.stages[i]!;
+    const s = await matchStage(entry, dirs[i]!, i, o.file);
+    try {
+      checkProbe(s, entry.probe, h.batch, `${o.file}: stage ${i + 1} (${path.join(dirs[i]!, entry.checkpoint)})`);
+    } catch (err) {
+      closeModels([s]);
+      throw err;
+    }
+    return s;
+  });
   const last = stages[n - 1]!.config.model;
   return { stages, pipeline: h.pipeline, image: outputOf(last) };
 }
 
+/** What a version 2 file says of a stage: the start of its weights' sha256 and of its probe's (hex). */
+export interface StageIdHex {
+  weights: string;
+  probe: string;
+}
+
+/**
+ * The models of a version 2 file, which names them only by their weights: each stage's run folder
+ * (--run or --pipeline) is searched for a checkpoint whose weights' sha256 starts with the id.
+ * The probes are checked by checkProbes once the caller knows the batch they were computed for.
+ */
+export async function openModelsById(ids: StageIdHex[], ema: boolean, o: DecodeModelOptions): Promise<CodecModels> {
+  const dirs = decodeDirs(ids.length, o, null);
+  const stages = await openAll(ids.length, (i) => matchStage({ weights: ids[i]!.weights, ema }, dirs[i]!, i, o.file));
+  const last = stages[stages.length - 1]!;
+  return { stages, pipeline: o.pipeline === undefined ? null : path.resolve(o.pipeline), image: outputOf(last.config.model) };
+}
+
+/** Each stage's probe on m images against the recorded one (a prefix of it, hex); throws naming the file. */
+export function checkProbes(models: CodecModels, ids: StageIdHex[], m: number, file: string): void {
+  models.stages.forEach((s, i) => checkProbe(s, ids[i]!.probe, m, `${file}: stage ${i + 1} (${path.join(s.run, s.checkpoint)})`));
+}
+
+function checkProbe(s: CodecStage, recorded: string, m: number, name: string): void {
+  const probe = probeHash(s.model, s.plan, m);
+  if (!probe.startsWith(recorded)) {
+    throw new FormatError(
+      `${name}: this machine computes the model's logits differently from the one that wrote the file ` +
+        `(probe sha256 ${probe.slice(0, 16)}… vs ${recorded.slice(0, 16)}…): another libtorch build, BLAS or CPU kernels; decoding here would give wrong pixels`,
+    );
+  }
+}
+
+/** What a file records of a stage's checkpoint: its weights' sha256 (all of it, or its start), and in version 1 more. */
+interface StageWant {
+  weights: string;
+  ema: boolean;
+  /** Version 1: the checkpoint coded with (tried first), its step and the model config. */
+  checkpoint?: string;
+  step?: number;
+  model?: ModelConfig;
+}
+
 /**
  * The checkpoint of `dir` with the stage's recorded weights: the candidates in order (the recorded
- * one first); one that cannot be loaded (damaged, or not float32) is skipped with its reason, as is
- * one with other weights; only the match gets a decode plan.
+ * one first, else the best); one that cannot be loaded (damaged, or not float32) is skipped with
+ * its reason, as is one with other weights; only the match gets a decode plan.
  */
-async function matchStage(h: Header, entry: StageEntry, dir: string, i: number, file: string): Promise<CodecStage> {
+async function matchStage(want: StageWant, dir: string, i: number, file: string): Promise<CodecStage> {
   const name = `${file}: stage ${i + 1}`;
   if (!fs.existsSync(runFiles(dir).config)) {
     throw new ConfigError(`${name} was coded with the run ${dir}, which is not there (no ${runFiles(dir).config}); pass --run <dir> or --pipeline <file>`);
   }
   const tried: string[] = [];
-  for (const base of candidates(dir, entry.checkpoint)) {
+  for (const base of candidates(dir, want.checkpoint ?? path.join('checkpoints', 'best'))) {
     const rel = path.relative(dir, base);
     const check = checkCheckpoint(base);
     if (!check.ok) {
@@ -206,35 +274,27 @@ async function matchStage(h: Header, entry: StageEntry, dir: string, i: number, 
     }
     let loaded: LoadedStage;
     try {
-      loaded = await loadStage(dir, check, entry.ema);
+      loaded = await loadStage(dir, check, want.ema);
     } catch (err) {
       if (!(err instanceof SpnError)) throw err;
       tried.push(`${rel} (not loaded: ${err.message})`);
       continue;
     }
     const cfg = loaded.config.model;
-    if (canonical(cfg) !== canonical(entry.model)) {
+    if (want.model && canonical(cfg) !== canonical(want.model)) {
       loaded.model.dispose();
-      throw new FormatError(`${name}: the model of ${base} differs from the one the file was coded with: ${configDiff(entry.model, cfg)}`);
+      throw new FormatError(`${name}: the model of ${base} differs from the one the file was coded with: ${configDiff(want.model, cfg)}`);
     }
-    if (loaded.weights !== entry.weights) {
+    if (!loaded.weights.startsWith(want.weights)) {
       tried.push(`${rel} (step ${loaded.step}, sha256 ${loaded.weights.slice(0, 12)}…)`);
       loaded.model.dispose();
       continue;
     }
-    const s = withPlan(loaded);
-    const probe = probeHash(s.model, s.plan, h.batch);
-    if (probe !== entry.probe) {
-      closeModels([s]);
-      throw new FormatError(
-        `${name} (${path.join(dir, entry.checkpoint)}): this machine computes the model's logits differently from the one that wrote the file ` +
-          `(probe sha256 ${probe.slice(0, 16)}… vs ${entry.probe.slice(0, 16)}…): another libtorch build, BLAS or CPU kernels; decoding here would give wrong pixels`,
-      );
-    }
-    return s;
+    return withPlan(loaded);
   }
+  const what = want.checkpoint !== undefined ? `${want.checkpoint}, step ${want.step}, sha256 ${want.weights.slice(0, 12)}…` : `sha256 ${want.weights}…`;
   throw new FormatError(
-    `${name}: no checkpoint of ${dir} has the ${entry.ema ? 'EMA ' : ''}weights the file was coded with (${entry.checkpoint}, step ${entry.step}, sha256 ${entry.weights.slice(0, 12)}…); ` +
+    `${name}: no checkpoint of ${dir} has the ${want.ema ? 'EMA ' : ''}weights the file was coded with (${what}); ` +
       `tried ${tried.length ? tried.join(', ') : 'none (no checkpoints)'}`,
   );
 }
