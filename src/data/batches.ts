@@ -122,24 +122,18 @@ export class BatchIterator {
   }
 
   private make(p: BatchPosition): Batch {
-    const size = this.set.h * this.set.w * this.set.c;
     const n = Math.min(this.batchSize, this.set.n - p.index);
-    const data = new Uint8Array(n * size);
-    const order = this.shuffle ? this.perm(p.epoch) : undefined;
-    for (let i = 0; i < n; i++) {
-      const img = order ? order[p.index + i]! : p.index + i;
-      data.set(this.set.data.subarray(img * size, (img + 1) * size), i * size);
-    }
+    // Gathered by index from the set (a mapped cache file reads only these images).
+    const data = this.shuffle ? this.set.gather(this.perm(p.epoch).subarray(p.index, p.index + n)) : this.set.read(p.index, n);
     return { data, n, epoch: p.epoch, index: p.index };
   }
 }
 
-/** Dataset-order batches of one pass (evaluation): views into the set, not copies. */
+/** Dataset-order batches of one pass (evaluation), each read from the set as it is reached. */
 export function* orderedBatches(set: ImageSet, batchSize: number): Generator<{ data: Uint8Array; n: number; index: number }> {
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new ArgError(`batchSize=${batchSize} must be a positive integer`);
-  const size = set.h * set.w * set.c;
   for (let i = 0; i < set.n; i += batchSize) {
     const n = Math.min(batchSize, set.n - i);
-    yield { data: set.data.subarray(i * size, (i + n) * size), n, index: i };
+    yield { data: set.read(i, n), n, index: i };
   }
 }

@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { writeFileAtomic } from '../fsutil.js';
+import { memorySet } from './sets.js';
 import type { DatasetSource, ImageSet } from './types.js';
 
 const MAGIC = 'SPNDATA1';
@@ -42,7 +43,7 @@ export function readCache(file: string, key: Buffer): ImageSet | undefined {
   const w = buf.readUInt32LE(16);
   const c = buf.readUInt32LE(20);
   if (buf.length !== HEADER + n * h * w * c) return undefined;
-  return { data: new Uint8Array(buf.buffer, buf.byteOffset + HEADER, n * h * w * c), n, h, w, c };
+  return memorySet(new Uint8Array(buf.buffer, buf.byteOffset + HEADER, n * h * w * c), { n, h, w, c });
 }
 
 export function writeCache(file: string, key: Buffer, set: ImageSet): void {
@@ -53,6 +54,5 @@ export function writeCache(file: string, key: Buffer, set: ImageSet): void {
   header.writeUInt32LE(set.w, 16);
   header.writeUInt32LE(set.c, 20);
   key.copy(header, 24);
-  const len = set.n * set.h * set.w * set.c;
-  writeFileAtomic(file, Buffer.concat([header, set.data.subarray(0, len)]));
+  writeFileAtomic(file, Buffer.concat([header, set.read(0, set.n)]));
 }

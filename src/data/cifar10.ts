@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DataError } from '../errors.js';
 import { requireDir } from './files.js';
+import { memorySet } from './sets.js';
 import type { DatasetSource, ImageSet } from './types.js';
 
 const SIDE = 32;
@@ -39,7 +40,7 @@ export function readCifarBatches(files: string[]): ImageSet {
       }
     }
   }
-  return { data, n, h: SIDE, w: SIDE, c: 3 };
+  return memorySet(data, { n, h: SIDE, w: SIDE, c: 3 });
 }
 
 /** `cifar10:<dir>`. */

@@ -10,6 +10,7 @@ import { DataError } from '../errors.js';
 import { requireDir } from './files.js';
 import { cropResize } from './resize.js';
 import { permutation } from './rng.js';
+import { memorySet } from './sets.js';
 import type { DatasetSource, ImageSet } from './types.js';
 
 /** The image files a folder dataset (and the codec's inputs) read: PNG and JPEG, by name. */
@@ -97,7 +98,7 @@ function stack(images: Decoded[], h: number, w: number, c: 1 | 3): ImageSet {
       for (let p = 0, o = i * size; p < h * w; p++, o += 3) data[o] = data[o + 1] = data[o + 2] = img.data[p]!;
     }
   });
-  return { data, n: images.length, h, w, c };
+  return memorySet(data, { n: images.length, h, w, c });
 }
 
 /** `folder:<dir>`. */

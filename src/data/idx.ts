@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ArgError, DataError } from '../errors.js';
 import { readMaybeGzip, requireDir, requireFile } from './files.js';
+import { memorySet } from './sets.js';
 import type { DatasetSource, ImageSet } from './types.js';
 
 export const FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
@@ -37,7 +38,7 @@ export function readIdxImages(file: string): ImageSet {
   // Copy so the result does not pin the (possibly larger) decompression buffer.
   const data = new Uint8Array(expected);
   data.set(buf.subarray(headerLen));
-  return { data, n, h, w, c };
+  return memorySet(data, { n, h, w, c });
 }
 
 function idxSource(name: string, trainFile: string, testFile: string): DatasetSource {

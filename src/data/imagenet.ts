@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { DataError } from '../errors.js';
 import { requireDir } from './files.js';
 import { readNpzArray } from './npz.js';
+import { memorySet } from './sets.js';
 import type { DatasetSource, ImageSet } from './types.js';
 
 /** Reads the `data` array of one batch and converts planes (N, 3, side, side) to (N, side, side, 3). */
@@ -33,7 +34,7 @@ export function readImagenetBatch(file: string): ImageSet {
       data[o + p * 3 + 2] = src[o + 2 * plane + p]!;
     }
   }
-  return { data, n, h: side, w: side, c: 3 };
+  return memorySet(data, { n, h: side, w: side, c: 3 });
 }
 
 function concat(sets: ImageSet[], files: string[]): ImageSet {
@@ -49,10 +50,10 @@ function concat(sets: ImageSet[], files: string[]): ImageSet {
   const data = new Uint8Array(n * size);
   let off = 0;
   for (const s of sets) {
-    data.set(s.data, off);
-    off += s.data.length;
+    data.set(s.read(0, s.n), off);
+    off += s.n * size;
   }
-  return { data, n, h: first.h, w: first.w, c: first.c };
+  return memorySet(data, { n, h: first.h, w: first.w, c: first.c });
 }
 
 /** `imagenet:<dir>`. */

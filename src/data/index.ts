@@ -3,7 +3,7 @@
 // applies `size` and `bits` the same way for every format.
 import * as path from 'node:path';
 import { ArgError } from '../errors.js';
-import { reduceBits } from './bits.js';
+import { applyBits } from './bits.js';
 import { cacheKey, cachePath, readCache, writeCache } from './cache.js';
 import { resolveCifar10 } from './cifar10.js';
 import { resolveFolder } from './folder.js';
@@ -11,7 +11,7 @@ import { resolveFashionMnist, resolveIdx, resolveMnist } from './idx.js';
 import { resolveImagenet } from './imagenet.js';
 import { resizeSet } from './resize.js';
 import { SPEC_FORMS, SPEC_KINDS } from './specs.js';
-import type { Dataset, DatasetSource, ImageSet, LoadOptions } from './types.js';
+import type { Dataset, DatasetSource, LoadOptions } from './types.js';
 
 export type { Dataset, DatasetSource, ImageSet, LoadOptions } from './types.js';
 export { channelMeans } from './stats.js';
@@ -71,11 +71,8 @@ function checkOptions(opts: LoadOptions): void {
   if (seed !== undefined && !Number.isSafeInteger(seed)) throw new ArgError(`seed=${seed} must be an integer`);
 }
 
-/** Keeps the top `bits` of every value (a copy; 8 returns the set itself). */
-export function applyBits(set: ImageSet, bits: number): ImageSet {
-  if (bits === 8) return set;
-  return { ...set, data: reduceBits(set.data, bits) };
-}
+export { applyBits } from './bits.js';
+export { memorySet, sliceSet, headSet, readAll } from './sets.js';
 
 /**
  * Loads a dataset: from the cache when the spec, size and source files are unchanged, otherwise

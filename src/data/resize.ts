@@ -2,6 +2,7 @@
 // rather than by sharp so that downsampling by an integer factor is an exact box average (the
 // paper's 32×32 and 64×64 ImageNet are box-downsampled) and works for every loader alike.
 import { ArgError } from '../errors.js';
+import { memorySet } from './sets.js';
 import type { ImageSet } from './types.js';
 
 /** For each output index, the input indices it covers and their overlap weights (sum = scale). */
@@ -74,12 +75,11 @@ export function cropResize(src: Uint8Array, h: number, w: number, c: number, siz
 /** cropResize over every image of a set; a set already size×size is returned as is. */
 export function resizeSet(set: ImageSet, size: number): ImageSet {
   if (set.h === size && set.w === size) return set;
-  const inSize = set.h * set.w * set.c;
   const outSize = size * size * set.c;
   const data = new Uint8Array(set.n * outSize);
   for (let i = 0; i < set.n; i++) {
-    const img = set.data.subarray(i * inSize, (i + 1) * inSize);
+    const img = set.read(i, 1);
     data.set(cropResize(img, set.h, set.w, set.c, size), i * outSize);
   }
-  return { data, n: set.n, h: size, w: size, c: set.c };
+  return memorySet(data, { n: set.n, h: size, w: size, c: set.c });
 }

@@ -1,13 +1,18 @@
-// The in-memory shape of a dataset: every split is one uint8 array of N images, (N, H, W, C)
-// row-major, so batching and the subscale ordering work on flat typed arrays.
+// The shape of a dataset: every split is N images of H×W×C uint8 values, read through methods
+// rather than held in one array, so a split may live in a memory-mapped cache file of any size
+// (src/data/cache.ts), in memory (src/data/sets.ts), or be a lazy view of another split (a range,
+// x[::s, ::s], fewer bits). Every read returns a fresh (count, H, W, C) row-major copy that the
+// caller may keep or change.
 
 export interface ImageSet {
-  /** N·H·W·C values, (N, H, W, C) row-major. */
-  data: Uint8Array;
-  n: number;
-  h: number;
-  w: number;
-  c: number;
+  readonly n: number;
+  readonly h: number;
+  readonly w: number;
+  readonly c: number;
+  /** Images [start, start + count): a fresh (count, H, W, C) uint8 copy. */
+  read(start: number, count: number): Uint8Array;
+  /** The images at `indices`, in that order: a fresh (k, H, W, C) uint8 copy. */
+  gather(indices: ArrayLike<number>): Uint8Array;
 }
 
 export interface Dataset {
@@ -32,7 +37,7 @@ export interface LoadOptions {
 }
 
 /** Bytes of one image. */
-export function imageSize(s: ImageSet): number {
+export function imageSize(s: { h: number; w: number; c: number }): number {
   return s.h * s.w * s.c;
 }
 

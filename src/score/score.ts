@@ -3,6 +3,7 @@
 // input-complexity correction (complexity.ts).
 import { ArgError } from '../errors.js';
 import type { ImageSet } from '../data/types.js';
+import { sliceSet } from '../data/sets.js';
 import type { SPN } from '../spn/model.js';
 import { evalTotals, evaluate, type EvalResult } from '../store/evaluate.js';
 import { codeLength, type Compressor } from './complexity.js';
@@ -39,9 +40,8 @@ export interface ScoreResult {
 
 /** The image of a set as 8-bit values for a generic compressor (values of `bits` bits shifted up). */
 function rawImage(set: ImageSet, i: number, bits: number) {
-  const size = set.h * set.w * set.c;
   const shift = 8 - bits;
-  const px = set.data.subarray(i * size, (i + 1) * size);
+  const px = set.read(i, 1);
   if (set.c !== 1 && set.c !== 3) throw new ArgError(`the complexity correction needs 1- or 3-channel images, got ${set.c}`);
   return { data: shift ? px.map((v) => v << shift) : px, width: set.w, height: set.h, channels: set.c as 1 | 3 };
 }
@@ -61,12 +61,11 @@ export async function scoreImages(model: SPN, set: ImageSet, o: ScoreOptions = {
   const first = model.firstSlice;
   const sliceDims = model.dimsPerSlice;
   const dims = sliceDims * (S2 - first);
-  const size = height * width * channels;
   const perSlice = new Float64Array(S2);
   const scores: ImageScore[] = [];
   for (let b = 0; b < set.n; b += batch) {
     const m = Math.min(batch, set.n - b);
-    const part: ImageSet = { ...set, n: m, data: set.data.subarray(b * size, (b + m) * size) };
+    const part: ImageSet = sliceSet(set, b, m);
     let nats: Float64Array = new Float64Array(0);
     evaluate(model, part, { batchSize: m, onImages: (_start, v) => (nats = v) });
     for (let j = 0; j < m; j++) {

@@ -35,14 +35,13 @@ export function evaluate(model: SPN, set: ImageSet, o: EvaluateOptions = {}): Ev
   const bs = o.batchSize ?? 64;
   const [first, end] = [model.firstSlice, model.S * model.S];
   const perSlice = new Float64Array(end);
-  const size = set.h * set.w * set.c;
   const wasTraining = model.training;
   model.eval();
   try {
     for (let i = 0; i < n; i += bs) {
       const m = Math.min(bs, n - i);
       torch.noGrad(() => torch.tidy(() => {
-        const batch = toBatch(set.data.subarray(i * size, (i + m) * size), m, model.cfg, model.device);
+        const batch = toBatch(set.read(i, m), m, model.cfg, model.device);
         const images = new Float64Array(m * end);
         for (let k = first; k < end; k++) {
           const nll = model.nll(batch, torch.full([m], k, { dtype: 'int64', device: model.device })).to('float64').data() as Float64Array;

@@ -19,6 +19,8 @@ import { ArgError, ConfigError } from '../errors.js';
 import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
 import type { ImageSet } from '../data/types.js';
+import { shiftSet } from '../data/bits.js';
+import { headSet } from '../data/sets.js';
 import { subsampleSet } from '../data/subsample.js';
 import type { ModelConfig } from '../spn/config.js';
 import type { SampleProgress } from '../spn/sample.js';
@@ -202,7 +204,7 @@ export function stageView(stages: readonly { config: RunConfig }[], i: number, s
   for (const s of stages.slice(i + 1)) if (s.config.model.stage === 'size') factor *= s.config.model.scale;
   const sub = subsampleSet(set, factor);
   const shift = setBits - outputBits(stages[i]!.config.model);
-  return shift === 0 ? sub : { ...sub, data: sub.data.map((v) => v >> shift) };
+  return shiftSet(sub, shift);
 }
 
 /**
@@ -223,7 +225,7 @@ export async function evalPipeline(
     throw new ArgError(`evalPipeline: images of ${setBits} bits cannot be scored by ${p.file}, which outputs ${p.bits}-bit images`);
   }
   const n = Math.min(set.n, o.limit ?? set.n);
-  const images: ImageSet = { ...set, n, data: set.data.subarray(0, n * H * W * C) };
+  const images: ImageSet = headSet(set, n);
   const dims = n * H * W * C;
   const stages: PipelineStageEval[] = [];
   for (const [i, s] of p.stages.entries()) {

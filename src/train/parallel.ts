@@ -47,6 +47,7 @@ import { ArgError, SpnError, type SpnErrorCode } from '../errors.js';
 import * as torch from '../torch/index.js';
 import { envRendezvous, initProcessGroup, type Backend, type ProcessGroup, type Rendezvous } from '../torch/distributed.js';
 import type { ImageSet } from '../data/types.js';
+import { sliceSet } from '../data/sets.js';
 import type { SPN } from '../spn/model.js';
 import { clipGradNorm, gradNorm } from '../torch/optim/index.js';
 import { evaluate, type EvalResult } from '../store/evaluate.js';
@@ -132,12 +133,11 @@ function describeDifference(a: Record<string, unknown>, b: Record<string, unknow
 
 /** n, shape and the sha256 of up to 1024 evenly spaced images: cheap for any size of set. */
 function dataFingerprint(set: ImageSet): string {
-  const size = set.h * set.w * set.c;
   const h = createHash('sha256').update(`${set.n} ${set.h} ${set.w} ${set.c}`);
   const picks = Math.min(set.n, 1024);
   for (let i = 0; i < picks; i++) {
     const img = Math.floor((i * set.n) / picks);
-    h.update(set.data.subarray(img * size, (img + 1) * size));
+    h.update(set.read(img, 1));
   }
   return `${set.n} images of ${set.h}×${set.w}×${set.c} (sha256 of a sample ${h.digest('hex').slice(0, 12)})`;
 }
@@ -348,12 +348,11 @@ export class DataParallel {
     const n = set.n;
     const end = model.S * model.S;
     const first = model.firstSlice;
-    const size = set.h * set.w * set.c;
     const perImage = new Float64Array(n * end);
     for (let b = this.rank; b * batchSize < n; b += this.worldSize) {
       const i = b * batchSize;
       const m = Math.min(batchSize, n - i);
-      const batch: ImageSet = { ...set, n: m, data: set.data.subarray(i * size, (i + m) * size) };
+      const batch: ImageSet = sliceSet(set, i, m);
       evaluate(model, batch, { batchSize, onImages: (j, nats) => perImage.set(nats, (i + j) * end) });
     }
     const all = torch.tidy(() => {

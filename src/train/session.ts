@@ -17,6 +17,7 @@ import { loadDataset } from '../data/index.js';
 import { hashSeed } from '../data/rng.js';
 import { subsampleSet } from '../data/subsample.js';
 import type { ImageSet } from '../data/types.js';
+import { headSet } from '../data/sets.js';
 import type { TrainConfig } from '../spn/config.js';
 import { gridPng } from '../spn/images.js';
 import { SPN } from '../spn/model.js';
@@ -219,7 +220,7 @@ export class TrainingSession {
       log(`resumed ${dir} at step ${meta.step} (${path.basename(resumeFrom.base)}${saved !== now ? `, trained on ${saved} rank${saved > 1 ? 's' : ''}, continuing on ${now}` : ''})`);
     }
     const n = Math.min(tc.evalImages, testSet.n);
-    const evalSet: ImageSet = { ...testSet, n, data: testSet.data.subarray(0, n * testSet.h * testSet.w * testSet.c) };
+    const evalSet: ImageSet = headSet(testSet, n);
     const batches = new BatchIterator(trainSet, { batchSize: tc.batchSize, seed: cfg.seed, position });
     const s = new TrainingSession(dir, cfg, device, model, optim, ema, batches, evalSet, elapsedBefore, par);
     if (resumed) {
@@ -412,7 +413,7 @@ export class TrainingSession {
     try {
       torch.tidy(() => this.ema.withShadow(() => {
         const n = Math.min(16, this.evalSet.n);
-        const test = mc.stage === 'full' ? null : toBatch(this.evalSet.data.subarray(0, n * mc.height * mc.width * mc.channels), n, mc, device);
+        const test = mc.stage === 'full' ? null : toBatch(this.evalSet.read(0, n), n, mc, device);
         const values = sample(model, {
           n, seed: cfg.seed + this.step,
           ...(mc.stage === 'size' && test ? { init: test.x } : {}),

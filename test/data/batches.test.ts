@@ -2,13 +2,14 @@ import { describe, expect, it } from 'vitest';
 import { BatchIterator, orderedBatches } from '../../src/data/batches.js';
 import { hashSeed, permutation, Rng } from '../../src/data/rng.js';
 import { channelMeans } from '../../src/data/stats.js';
+import { memorySet } from '../../src/data/sets.js';
 import type { ImageSet } from '../../src/data/types.js';
 
 // Image i is 2×2×1 filled with the value i, so a batch's first values name its images.
 function set(n: number): ImageSet {
   const data = new Uint8Array(n * 4);
   for (let i = 0; i < n; i++) data.fill(i, i * 4, i * 4 + 4);
-  return { data, n, h: 2, w: 2, c: 1 };
+  return memorySet(data, { n, h: 2, w: 2, c: 1 });
 }
 const ids = (d: Uint8Array) => Array.from(d.filter((_, i) => i % 4 === 0));
 
@@ -93,7 +94,7 @@ describe('BatchIterator', () => {
 
 describe('channelMeans', () => {
   it('averages each channel', () => {
-    const s: ImageSet = { data: Uint8Array.from([0, 10, 2, 20, 4, 30, 6, 40]), n: 2, h: 1, w: 2, c: 2 };
+    const s: ImageSet = memorySet(Uint8Array.from([0, 10, 2, 20, 4, 30, 6, 40]), { n: 2, h: 1, w: 2, c: 2 });
     expect(channelMeans(s)).toEqual([3, 25]);
   });
 });

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadDataset, resolveSpec } from '../../src/data/index.js';
+import { loadDataset, readAll, resolveSpec } from '../../src/data/index.js';
 import { resolveFashionMnist } from '../../src/data/idx.js';
 import { readNpzArray } from '../../src/data/npz.js';
 import { cropResize } from '../../src/data/resize.js';
@@ -31,8 +31,8 @@ describe('IDX / MNIST', () => {
     writeIdx(path.join(dir, 't10k-images-idx3-ubyte.gz'), [3, 4, 4], test);
     const ds = await load(`idx:${path.join(dir, 'train-images-idx3-ubyte.gz')}`);
     expect([ds.train.n, ds.train.h, ds.train.w, ds.train.c]).toEqual([5, 4, 4, 1]);
-    expect(ds.train.data).toEqual(train);
-    expect(ds.test.data).toEqual(test);
+    expect(readAll(ds.train)).toEqual(train);
+    expect(readAll(ds.test)).toEqual(test);
     expect(ds.bits).toBe(8);
   });
 
@@ -42,10 +42,10 @@ describe('IDX / MNIST', () => {
     writeIdx(path.join(dir, 'train-images-idx3-ubyte'), [2, 3, 3], train, false);
     writeIdx(path.join(dir, 't10k-images-idx3-ubyte'), [1, 3, 3], bytes(9, 4), false);
     const a = await load(`mnist:${dir}`);
-    expect(a.train.data).toEqual(train);
+    expect(readAll(a.train)).toEqual(train);
     expect(a.test.n).toBe(1);
     const b = await load(`idx:${path.join(dir, 'train-images-idx3-ubyte')},${path.join(dir, 't10k-images-idx3-ubyte')}`);
-    expect(b.train.data).toEqual(train);
+    expect(readAll(b.train)).toEqual(train);
   });
 
   it('rejects a wrong magic and a truncated file, naming the file', async () => {
@@ -78,8 +78,8 @@ describe('CIFAR-10', () => {
     fs.writeFileSync(path.join(dir, 'test_batch.bin'), cifarBytes(imgs.subarray(4 * 3072)));
     const ds = await load(`cifar10:${dir}`);
     expect([ds.train.n, ds.train.h, ds.train.w, ds.train.c, ds.test.n]).toEqual([4, 32, 32, 3, 1]);
-    expect(ds.train.data).toEqual(imgs.subarray(0, 4 * 3072));
-    expect(ds.test.data).toEqual(imgs.subarray(4 * 3072));
+    expect(readAll(ds.train)).toEqual(imgs.subarray(0, 4 * 3072));
+    expect(readAll(ds.test)).toEqual(imgs.subarray(4 * 3072));
   });
 
   it('rejects a truncated record, naming the file', async () => {
@@ -110,8 +110,8 @@ describe('folder of images', () => {
     const ds = await load(`folder:${dir}`);
     expect([ds.train.n, ds.train.h, ds.train.w, ds.train.c, ds.test.n]).toEqual([2, 3, 4, 1, 1]);
     // Sorted by path: train/b.PNG before train/x/a.png.
-    expect(ds.train.data).toEqual(Uint8Array.from([...b, ...a]));
-    expect(ds.test.data).toEqual(t);
+    expect(readAll(ds.train)).toEqual(Uint8Array.from([...b, ...a]));
+    expect(readAll(ds.test)).toEqual(t);
   });
 
   it('expands gray to RGB when any image is in color, and reads JPEG', async () => {
@@ -123,10 +123,10 @@ describe('folder of images', () => {
     await sharp(Buffer.alloc(2 * 2 * 3, 200), { raw: { width: 2, height: 2, channels: 3 } }).jpeg({ quality: 100 }).toFile(path.join(dir, 'test', 'j.jpg'));
     const ds = await load(`folder:${dir}`);
     expect(ds.train.c).toBe(3);
-    const g = ds.train.data.subarray(12); // g.png sorts after c.png
+    const g = readAll(ds.train).subarray(12); // g.png sorts after c.png
     expect(Array.from(g)).toEqual(Array.from(gray).flatMap((v) => [v, v, v]));
     expect(ds.test.n).toBe(1);
-    for (const v of ds.test.data) expect(Math.abs(v - 200)).toBeLessThanOrEqual(2);
+    for (const v of readAll(ds.test)) expect(Math.abs(v - 200)).toBeLessThanOrEqual(2);
   });
 
   it('makes a seeded, reproducible 90/10 split without train/ and test/', async () => {
@@ -137,9 +137,9 @@ describe('folder of images', () => {
     const b = await load(`folder:${dir}`, { seed: 1 });
     const c = await load(`folder:${dir}`, { seed: 2 });
     expect([a.train.n, a.test.n]).toEqual([18, 2]);
-    expect(first(b.test.data)).toEqual(first(a.test.data));
-    expect([...first(a.train.data), ...first(a.test.data)].sort((x, y) => x - y)).toEqual(Array.from({ length: 20 }, (_, i) => i));
-    expect([...first(c.train.data), ...first(c.test.data)].sort((x, y) => x - y)).toEqual(Array.from({ length: 20 }, (_, i) => i));
+    expect(first(readAll(b.test))).toEqual(first(readAll(a.test)));
+    expect([...first(readAll(a.train)), ...first(readAll(a.test))].sort((x, y) => x - y)).toEqual(Array.from({ length: 20 }, (_, i) => i));
+    expect([...first(readAll(c.train)), ...first(readAll(c.test))].sort((x, y) => x - y)).toEqual(Array.from({ length: 20 }, (_, i) => i));
   });
 
   it('rejects mixed sizes without --size, naming both files, and crops/resizes with it', async () => {
@@ -150,9 +150,9 @@ describe('folder of images', () => {
     await expect(load(`folder:${dir}`)).rejects.toThrow(/a\.png is 4×4 but .*b\.png is 8×6.*--size/);
     const ds = await load(`folder:${dir}`, { size: 2 });
     expect([ds.train.n, ds.train.h, ds.train.w, ds.train.c]).toEqual([2, 2, 2, 3]);
-    expect(ds.test.data).toEqual(bytes(12, 3));
+    expect(readAll(ds.test)).toEqual(bytes(12, 3));
     // a.png: 4×4 → 2×2 is an exact 2×2 box average.
-    expect(ds.train.data.subarray(0, 12)).toEqual(cropResize(bytes(48, 1), 4, 4, 3, 2));
+    expect(readAll(ds.train).subarray(0, 12)).toEqual(cropResize(bytes(48, 1), 4, 4, 3, 2));
   });
 
   it('rejects an undecodable file and an empty folder', async () => {
@@ -203,8 +203,8 @@ describe('downsampled ImageNet npz', () => {
     const ds = await load(`imagenet:${dir}`);
     expect([ds.train.n, ds.train.h, ds.train.w, ds.train.c, ds.test.n]).toEqual([5, 4, 4, 3, 2]);
     // Batch 2 before batch 10 (numeric order).
-    expect(ds.train.data).toEqual(Uint8Array.from([...t1, ...t2]));
-    expect(ds.test.data).toEqual(v);
+    expect(readAll(ds.train)).toEqual(Uint8Array.from([...t1, ...t2]));
+    expect(readAll(ds.test)).toEqual(v);
     const labels = readNpzArray(path.join(dir, 'val_data.npz'), 'labels');
     expect([labels.descr, labels.shape]).toEqual(['<i8', [2]]);
   });
@@ -255,14 +255,14 @@ describe('cache', () => {
     const b = await loadDataset(`cifar10:${dir}`, { cacheDir, onProgress });
     expect(msgs).toHaveLength(1);
     expect(msgs[0]).toMatch(/^cache hit/);
-    expect(b.train.data).toEqual(bytes(2 * 3072, 1));
-    expect(Math.max(...a.train.data)).toBeLessThan(8);
+    expect(readAll(b.train)).toEqual(bytes(2 * 3072, 1));
+    expect(Math.max(...readAll(a.train))).toBeLessThan(8);
     // A changed source file gets a new key.
     fs.writeFileSync(path.join(dir, 'test_batch.bin'), cifarBytes(bytes(3072, 3)));
     msgs.length = 0;
     const c = await loadDataset(`cifar10:${dir}`, { cacheDir, onProgress });
     expect(msgs.some((m) => m.startsWith('cache hit'))).toBe(false);
-    expect(c.test.data).toEqual(bytes(3072, 3));
+    expect(readAll(c.test)).toEqual(bytes(3072, 3));
   });
 
   it('ignores a damaged cache file', async () => {
@@ -274,7 +274,7 @@ describe('cache', () => {
     const msgs: string[] = [];
     const ds = await loadDataset(`cifar10:${dir}`, { cacheDir, onProgress: (m) => msgs.push(m) });
     expect(msgs.some((m) => m.startsWith('cache hit'))).toBe(false);
-    expect(ds.train.data).toEqual(bytes(2 * 3072, 1));
+    expect(readAll(ds.train)).toEqual(bytes(2 * 3072, 1));
   });
 
   it('is not written when the load fails', async () => {

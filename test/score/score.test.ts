@@ -8,6 +8,7 @@ import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadDataset } from '../../src/data/index.js';
 import type { ImageSet } from '../../src/data/types.js';
+import { memorySet, readAll, sliceSet } from '../../src/data/sets.js';
 import { auroc, codeLength, complexityCorrected, decodeRaw, pngIdatBytes, scoreImages, webpVp8lBytes } from '../../src/score/index.js';
 import { register as registerScore } from '../../src/cli/score.js';
 import { evalRun } from '../../src/cli/eval.run.js';
@@ -40,9 +41,8 @@ describe('scoreImages', () => {
       expect(mean).toBeCloseTo(e.bpd, 12);
       // each image's numbers against evaluate() on that image alone (a batch of one: the same up to
       // float32 rounding of the batched forward pass)
-      const size = test.h * test.w * test.c;
       for (const s of r.scores) {
-        const one = evaluate(model, { ...test, n: 1, data: test.data.subarray(s.index * size, (s.index + 1) * size) }, { batchSize: 1 });
+        const one = evaluate(model, sliceSet(test, s.index, 1), { batchSize: 1 });
         expect(s.per_slice_bpd).toHaveLength(4);
         s.per_slice_bpd.forEach((v, k) => expect(Math.abs(v! - one.per_slice_bpd[k]!) / one.per_slice_bpd[k]!).toBeLessThan(1e-5));
         expect(Math.abs(s.nats - one.nats) / one.nats).toBeLessThan(1e-5);
@@ -52,7 +52,7 @@ describe('scoreImages', () => {
       const small = await scoreImages(model, test, { batchSize: 5 });
       expect(Math.abs(small.eval.bpd - e.bpd) / e.bpd).toBeLessThan(1e-5);
       // any images of the right shape; bits/dim of a near-uniform tiny model lie near 8
-      const noisy = await scoreImages(model, { ...test, n: 2, data: noise(128, 9) });
+      const noisy = await scoreImages(model, memorySet(noise(128, 9), { ...test, n: 2 }));
       for (const s of [...noisy.scores, ...r.scores]) expect(s.bpd).toBeGreaterThan(4);
       expect(new Set(r.scores.map((s) => s.bpd)).size).toBe(16);
       // the spn eval command on the same split gives the same total
@@ -169,17 +169,17 @@ describe('bench/ood.ts data', () => {
     const rgb = new Uint8Array(n * 32 * 32 * 3);
     for (let p = 0; p < 1024; p++) rgb.set([100, 100, 100], p * 3); // image 0: gray 100 everywhere
     for (let p = 0; p < 1024; p++) rgb.set([255, 0, 0], 3072 + p * 3); // image 1: pure red
-    const g = cifarToGray28({ data: rgb, n, h: 32, w: 32, c: 3 }, 10);
+    const g = cifarToGray28(memorySet(rgb, { n, h: 32, w: 32, c: 3 }), 10);
     expect([g.n, g.h, g.w, g.c]).toEqual([2, 28, 28, 1]);
-    expect(new Set(g.data.subarray(0, 784))).toEqual(new Set([100]));
-    expect(new Set(g.data.subarray(784))).toEqual(new Set([Math.round(0.299 * 255)]));
+    expect(new Set(readAll(g).subarray(0, 784))).toEqual(new Set([100]));
+    expect(new Set(readAll(g).subarray(784))).toEqual(new Set([Math.round(0.299 * 255)]));
   });
 
   it('the mnist package: 28×28 bytes recovered exactly from its v/255 values', async () => {
     const { loadMnistPackage } = await import('../../bench/ood.js');
     const s = loadMnistPackage(20);
-    expect([s.n, s.h, s.w, s.c, s.data.length]).toEqual([20, 28, 28, 1, 20 * 784]);
-    expect(Math.max(...s.data)).toBeGreaterThan(200); // strokes
-    expect(s.data.filter((v) => v === 0).length).toBeGreaterThan(20 * 784 * 0.5); // background
+    expect([s.n, s.h, s.w, s.c, readAll(s).length]).toEqual([20, 28, 28, 1, 20 * 784]);
+    expect(Math.max(...readAll(s))).toBeGreaterThan(200); // strokes
+    expect(readAll(s).filter((v) => v === 0).length).toBeGreaterThan(20 * 784 * 0.5); // background
   });
 });

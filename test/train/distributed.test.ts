@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as torch from '../../src/torch/index.js';
-import { loadDataset } from '../../src/data/index.js';
+import { headSet, loadDataset } from '../../src/data/index.js';
 import { checkCheckpoint, listCheckpoints, loadModel, readCheckpoint } from '../../src/store/checkpoint.js';
 import { evaluate } from '../../src/store/evaluate.js';
 import { freePort, planLaunch } from '../../src/train/launch.js';
@@ -211,7 +211,7 @@ describe('two ranks train on exactly the examples of one process', () => {
     const [r0, r1] = pair.map((p) => p.result);
     expect(r1!.lastTestBpd).toBe(r0!.lastTestBpd);
     const d = await loadDataset(spec, { bits: 8, cacheDir });
-    const set = { ...d.test, n: EVAL_IMAGES, data: d.test.data.subarray(0, EVAL_IMAGES * 64) };
+    const set = headSet(d.test, EVAL_IMAGES);
     const { model } = await loadModel(pairDir, { which: 'latest' });
     try {
       expect(evaluate(model, set, { batchSize: 50 }).bpd).toBe(r0!.lastTestBpd);

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SpnError } from '../../src/errors.js';
 import * as torch from '../../src/torch/index.js';
-import { loadDataset } from '../../src/data/index.js';
+import { headSet, loadDataset } from '../../src/data/index.js';
 import { evalRun, reportJson } from '../../src/cli/eval.run.js';
 import { evaluate } from '../../src/store/evaluate.js';
 import { listCheckpoints, loadModel, readCheckpoint } from '../../src/store/checkpoint.js';
@@ -49,7 +49,7 @@ const readStatus = (dir: string) => JSON.parse(fs.readFileSync(runFiles(dir).sta
 /** The subset the trainer tests on: the first evalImages test images. */
 async function testSubset(n: number) {
   const d = await loadDataset(spec, { bits: 8, cacheDir });
-  return { ...d.test, n, data: d.test.data.subarray(0, n * 64) };
+  return headSet(d.test, n);
 }
 
 async function expectCode(p: Promise<unknown>, code: string, message: RegExp): Promise<void> {
