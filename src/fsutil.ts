@@ -2,8 +2,8 @@
 // eval.json, the data cache, PNG and GIF outputs) goes through writeFileAtomic, stageFile or
 // appendLine below:
 //
-// - an atomic write goes to a temp file in the same folder, is fsynced, then renamed over the
-//   final name, so a crash or Ctrl-C never leaves a half-written file under that name;
+// - an atomic write (whole, or in pieces through stageWriter) goes to a temp file in the same
+//   folder, is fsynced, then renamed over the final name, so a crash or Ctrl-C never leaves a half-written file under that name;
 // - an append is flushed to disk, and a failed append is cut back to the old length (no
 //   half-written line);
 // - any error on the way (a full disk, no permission, a read-only filesystem, ...) removes the
@@ -188,6 +188,91 @@ export function stageFile(file: string, data: string | Uint8Array): StagedFile {
     discard() {
       if (!open) return;
       open = false;
+      removeQuietly(tmp);
+    },
+  };
+}
+
+/**
+ * An atomic write made in pieces (the data cache, decoded in chunks of bounded size): `write`
+ * appends, `writeAt` overwrites at a position (a header filled in last), `commit` fsyncs and
+ * renames the temp file over `file`, `discard` removes it. Any error removes the temp file and
+ * is thrown as one WriteError naming `file`; after it the writer is closed.
+ */
+export interface StagedWriter {
+  readonly file: string;
+  /** Bytes appended so far. */
+  readonly length: number;
+  write(data: Uint8Array): void;
+  writeAt(position: number, data: Uint8Array): void;
+  commit(): void;
+  discard(): void;
+}
+
+export function stageWriter(file: string): StagedWriter {
+  const dir = mkdirFor(file);
+  const tmp = tmpName(file);
+  let fd: number | null;
+  try {
+    fd = fs.openSync(tmp, 'w');
+  } catch (err) {
+    throw toWriteError(file, err);
+  }
+  let length = 0;
+  const fail = (err: unknown): never => {
+    close();
+    removeQuietly(tmp);
+    throw toWriteError(file, err);
+  };
+  const close = () => {
+    if (fd === null) return;
+    try {
+      fs.closeSync(fd);
+    } catch {
+      // the first error is the one to report
+    }
+    fd = null;
+  };
+  const open = (what: string): number => {
+    if (fd === null) throw new Error(`stageWriter(${file}): ${what} after commit, discard or a failure`);
+    return fd;
+  };
+  return {
+    file,
+    get length() {
+      return length;
+    },
+    write(data) {
+      const d = open('write');
+      try {
+        writeAll(d, data, file, length);
+      } catch (err) {
+        fail(err);
+      }
+      length += data.byteLength;
+    },
+    writeAt(position, data) {
+      const d = open('writeAt');
+      try {
+        writeAll(d, data, file, position);
+      } catch (err) {
+        fail(err);
+      }
+    },
+    commit() {
+      const d = open('commit');
+      try {
+        fs.fsyncSync(d);
+        fs.closeSync(d);
+        fd = null;
+        fs.renameSync(tmp, file);
+      } catch (err) {
+        fail(err);
+      }
+      syncDir(dir);
+    },
+    discard() {
+      close();
       removeQuietly(tmp);
     },
   };

@@ -1,17 +1,19 @@
 // Dataset specs → decoded, cached, optionally depth-reduced splits. One file per format
 // (idx.ts, cifar10.ts, folder.ts, imagenet.ts); this file parses the spec, owns the cache and
-// applies `size` and `bits` the same way for every format.
+// applies `size` and `bits` the same way for every format. Loaders stream into the cache file,
+// which then is the split (read on demand, never whole).
 import * as path from 'node:path';
-import { ArgError } from '../errors.js';
+import { ArgError, DataError, WriteError } from '../errors.js';
+import { removeStaleTempFiles } from '../fsutil.js';
 import { applyBits } from './bits.js';
-import { cacheKey, cachePath, readCache, writeCache } from './cache.js';
+import { CacheWriter, cacheKey, cachePath, openCache } from './cache.js';
 import { resolveCifar10 } from './cifar10.js';
 import { resolveFolder } from './folder.js';
 import { resolveFashionMnist, resolveIdx, resolveMnist } from './idx.js';
 import { resolveImagenet } from './imagenet.js';
-import { resizeSet } from './resize.js';
+import { MemorySink, progressSink, resizingSink, type SplitSink } from './sink.js';
 import { SPEC_FORMS, SPEC_KINDS } from './specs.js';
-import type { Dataset, DatasetSource, LoadOptions } from './types.js';
+import type { Dataset, DatasetSource, ImageSet, LoadOptions } from './types.js';
 
 export type { Dataset, DatasetSource, ImageSet, LoadOptions } from './types.js';
 export { channelMeans } from './stats.js';
@@ -74,9 +76,61 @@ function checkOptions(opts: LoadOptions): void {
 export { applyBits } from './bits.js';
 export { memorySet, sliceSet, headSet, readAll } from './sets.js';
 
+/** A split that cannot be cached (read-only folder, full disk) is held in memory up to this size. */
+const MEMORY_FALLBACK = 1 << 30;
+
+type Sinks<T> = { train: T; test: T };
+
+/** Decodes both splits into their cache files and opens them; a WriteError when they cannot be written. */
+async function decodeToCache(src: DatasetSource, files: Sinks<string>, key: Buffer, size: number | undefined, progress: (m: string) => void): Promise<Sinks<ImageSet>> {
+  const train = new CacheWriter(files.train, key, `${src.name} (train)`);
+  let test: CacheWriter;
+  try {
+    test = new CacheWriter(files.test, key, `${src.name} (test)`);
+  } catch (err) {
+    train.discard();
+    throw err;
+  }
+  const writers = { train, test };
+  try {
+    await decodeInto(src, writers, size, progress);
+    const train = writers.train.commit();
+    const test = writers.test.commit();
+    progress(`cache written: ${files.train}, ${files.test}`);
+    return { train, test };
+  } catch (err) {
+    writers.train.discard();
+    writers.test.discard();
+    throw err;
+  }
+}
+
+/** Runs the source's decoder into the sinks, with `size` and a progress line per split. */
+async function decodeInto(src: DatasetSource, sinks: Sinks<SplitSink>, size: number | undefined, progress: (m: string) => void): Promise<void> {
+  const wrap = (s: SplitSink, split: string) => progressSink(size === undefined ? s : resizingSink(s, size), `${src.name} ${split}`, progress);
+  const train = wrap(sinks.train, 'train');
+  const test = wrap(sinks.test, 'test');
+  await src.load({ train, test }, progress);
+  train.done();
+  test.done();
+}
+
+/** Decodes both splits into memory: where the cache cannot be written. Refuses splits over MEMORY_FALLBACK. */
+async function decodeToMemory(src: DatasetSource, size: number | undefined, progress: (m: string) => void, why: Error): Promise<Sinks<ImageSet>> {
+  const tooLarge = () =>
+    new DataError(`${why.message}; and ${src.name} is too large to hold in memory instead (over ${MEMORY_FALLBACK / 2 ** 30} GiB a split)`);
+  const sinks = {
+    train: new MemorySink(`${src.name} (train)`, MEMORY_FALLBACK, tooLarge),
+    test: new MemorySink(`${src.name} (test)`, MEMORY_FALLBACK, tooLarge),
+  };
+  await decodeInto(src, sinks, size, progress);
+  return { train: sinks.train.finish(), test: sinks.test.finish() };
+}
+
 /**
  * Loads a dataset: from the cache when the spec, size and source files are unchanged, otherwise
- * decoded from the source and cached (8-bit, after `size`). `bits` is applied last.
+ * decoded from the source into the cache (8-bit, after `size`), a chunk at a time. The splits are
+ * the cache files themselves, read on demand (cache.ts). `bits` is applied on every read.
  */
 export async function loadDataset(spec: string = DEFAULT_SPEC, opts: LoadOptions = {}): Promise<Dataset> {
   checkOptions(opts);
@@ -84,30 +138,25 @@ export async function loadDataset(spec: string = DEFAULT_SPEC, opts: LoadOptions
   const src = resolveSpec(spec, opts);
   const cacheDir = path.resolve(opts.cacheDir ?? DEFAULT_CACHE_DIR);
   const key = cacheKey(src, opts.size);
-  const trainFile = cachePath(cacheDir, src, key, 'train');
-  const testFile = cachePath(cacheDir, src, key, 'test');
+  const files = { train: cachePath(cacheDir, src, key, 'train'), test: cachePath(cacheDir, src, key, 'test') };
 
-  let train = readCache(trainFile, key);
-  let test = train && readCache(testFile, key);
+  let sets: Sinks<ImageSet> | undefined;
+  const train = openCache(files.train, key);
+  const test = train && openCache(files.test, key);
   if (train && test) {
-    progress(`cache hit: ${trainFile}, ${testFile}`);
+    progress(`cache hit: ${files.train}, ${files.test}`);
+    sets = { train, test };
   } else {
-    const loaded = await src.load(progress);
-    train = loaded.train;
-    test = loaded.test;
-    if (opts.size !== undefined) {
-      train = resizeSet(train, opts.size);
-      test = resizeSet(test, opts.size);
-    }
+    removeStaleTempFiles(cacheDir); // what killed decodes left behind (a split can be many GB)
     try {
-      writeCache(trainFile, key, train);
-      writeCache(testFile, key, test);
-      progress(`cache written: ${trainFile}, ${testFile}`);
+      sets = await decodeToCache(src, files, key, opts.size, progress);
     } catch (err) {
-      // A read-only cache folder costs speed, not correctness.
-      progress(`cache not written (${(err as Error).message})`);
+      if (!(err instanceof WriteError)) throw err;
+      // A cache that cannot be written costs speed, not correctness, while the split fits in memory.
+      progress(`cache not written (${err.message})`);
+      sets = await decodeToMemory(src, opts.size, progress, err);
     }
   }
   const bits = opts.bits ?? 8;
-  return { name: src.name, train: applyBits(train, bits), test: applyBits(test, bits), bits };
+  return { name: src.name, train: applyBits(sets.train, bits), test: applyBits(sets.test, bits), bits };
 }

@@ -2,8 +2,6 @@
 // rather than by sharp so that downsampling by an integer factor is an exact box average (the
 // paper's 32×32 and 64×64 ImageNet are box-downsampled) and works for every loader alike.
 import { ArgError } from '../errors.js';
-import { memorySet } from './sets.js';
-import type { ImageSet } from './types.js';
 
 /** For each output index, the input indices it covers and their overlap weights (sum = scale). */
 function areaWeights(inSize: number, outSize: number): { start: Int32Array; weights: Float64Array[] } {
@@ -70,16 +68,4 @@ export function cropResize(src: Uint8Array, h: number, w: number, c: number, siz
     }
   }
   return out;
-}
-
-/** cropResize over every image of a set; a set already size×size is returned as is. */
-export function resizeSet(set: ImageSet, size: number): ImageSet {
-  if (set.h === size && set.w === size) return set;
-  const outSize = size * size * set.c;
-  const data = new Uint8Array(set.n * outSize);
-  for (let i = 0; i < set.n; i++) {
-    const img = set.read(i, 1);
-    data.set(cropResize(img, set.h, set.w, set.c, size), i * outSize);
-  }
-  return memorySet(data, { n: set.n, h: size, w: size, c: set.c });
 }

@@ -3,6 +3,7 @@
 // (src/data/cache.ts), in memory (src/data/sets.ts), or be a lazy view of another split (a range,
 // x[::s, ::s], fewer bits). Every read returns a fresh (count, H, W, C) row-major copy that the
 // caller may keep or change.
+import type { SplitSink } from './sink.js';
 
 export interface ImageSet {
   readonly n: number;
@@ -52,5 +53,9 @@ export interface DatasetSource {
   files: string[];
   /** Anything else that changes the decoded result (e.g. the split seed). */
   key?: string;
-  load(onProgress: (msg: string) => void): Promise<{ train: ImageSet; test: ImageSet }>;
+  /**
+   * Decodes the splits into the sinks, images in order, a chunk at a time (never a whole split
+   * in memory); the sinks check shapes and write the cache.
+   */
+  load(sinks: { train: SplitSink; test: SplitSink }, onProgress: (msg: string) => void): Promise<void>;
 }

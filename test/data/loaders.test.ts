@@ -191,19 +191,18 @@ describe('area resize', () => {
 });
 
 describe('downsampled ImageNet npz', () => {
-  it('reads stored, deflated and zip64 archives and converts planes to HWC', async () => {
+  it('reads stored, deflated and zip64 archives, batches in numeric order, and converts planes to HWC', async () => {
     const dir = tmpDir();
     const side = 4;
-    const t1 = bytes(3 * 48, 1);
-    const t2 = bytes(2 * 48, 2);
-    const v = bytes(2 * 48, 3);
-    fs.writeFileSync(path.join(dir, 'train_data_batch_10.npz'), imagenetNpz(t2, side, { zip64: true }));
-    fs.writeFileSync(path.join(dir, 'train_data_batch_2.npz'), imagenetNpz(t1, side));
+    // batch b holds b images (1..10); batch 10 is zip64, batch 2 deflated
+    const batches = Array.from({ length: 10 }, (_, i) => bytes((i + 1) * 48, i + 1));
+    batches.forEach((t, i) => fs.writeFileSync(path.join(dir, `train_data_batch_${i + 1}.npz`), imagenetNpz(t, side, { zip64: i === 9, deflate: i === 1 })));
+    const v = bytes(2 * 48, 30);
     fs.writeFileSync(path.join(dir, 'val_data.npz'), imagenetNpz(v, side, { deflate: true }));
     const ds = await load(`imagenet:${dir}`);
-    expect([ds.train.n, ds.train.h, ds.train.w, ds.train.c, ds.test.n]).toEqual([5, 4, 4, 3, 2]);
+    expect([ds.train.n, ds.train.h, ds.train.w, ds.train.c, ds.test.n]).toEqual([55, 4, 4, 3, 2]);
     // Batch 2 before batch 10 (numeric order).
-    expect(readAll(ds.train)).toEqual(Uint8Array.from([...t1, ...t2]));
+    expect(Buffer.from(readAll(ds.train)).equals(Buffer.concat(batches))).toBe(true);
     expect(readAll(ds.test)).toEqual(v);
     const labels = readNpzArray(path.join(dir, 'val_data.npz'), 'labels');
     expect([labels.descr, labels.shape]).toEqual(['<i8', [2]]);
