@@ -11,8 +11,35 @@ import { findLibtorch, FIX_HINT } from './libtorch.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const require = createRequire(import.meta.url);
-// dist.cc: c10d (TCPStore, ProcessGroupGloo/NCCL), see the Gloo headers below.
-const sources = ['spn_torch.cc', 'bench_block.cc', 'dist.cc'];
+// dist.cc: c10d (TCPStore, ProcessGroupGloo/NCCL), see the Gloo headers below; reducer.cc:
+// c10d's Reducer (DDP's gradient engine), see the distributed-autograd stand-in below.
+const sources = ['spn_torch.cc', 'bench_block.cc', 'dist.cc', 'reducer.cc'];
+
+// reducer.hpp includes torch/csrc/distributed/autograd/context/context.h (RPC's distributed
+// autograd), which Debian's libtorch-dev 1.13 does not install. reducer.hpp needs two names from
+// it: DistAutogradContext::GradCallback, which it static_asserts to be
+// std::function<bool(at::Tensor&)>, and ContextPtr, a std::shared_ptr<DistAutogradContext> held
+// in a Reducer member. This stand-in declares both with the same types, so the Reducer's layout
+// is the library's (a shared_ptr is two pointers whatever it points to); spn never calls
+// anything that takes a context.
+const CONTEXT_H = 'torch/csrc/distributed/autograd/context/context.h';
+const CONTEXT_STANDIN = `// Written by native/build.mjs: a stand-in for ${CONTEXT_H}, which this libtorch lacks.
+#pragma once
+#include <ATen/core/Tensor.h>
+#include <functional>
+#include <memory>
+namespace torch {
+namespace distributed {
+namespace autograd {
+class DistAutogradContext {
+ public:
+  using GradCallback = std::function<bool(at::Tensor&)>;
+};
+using ContextPtr = std::shared_ptr<DistAutogradContext>;
+}  // namespace autograd
+}  // namespace distributed
+}  // namespace torch
+`;
 
 /** Runs g++ and resolves when it exits (its output goes to this process's stderr). */
 function gxx(args) {
@@ -52,6 +79,13 @@ export async function build({ quiet = false, outDir = path.join(here, 'build') }
   if (![...found.includeDirs, '/usr/include', '/usr/local/include'].some((d) => fs.existsSync(path.join(d, 'gloo', 'config.h')))) {
     defines.push('-DSPN_NO_GLOO');
     log("spn: no Gloo headers (gloo/config.h; apt-get install libgloo-dev): building without the 'gloo' distributed backend");
+  }
+  if (![...found.includeDirs, '/usr/include', '/usr/local/include'].some((d) => fs.existsSync(path.join(d, CONTEXT_H)))) {
+    const shim = path.join(outDir, 'shim');
+    fs.mkdirSync(path.dirname(path.join(shim, CONTEXT_H)), { recursive: true });
+    fs.writeFileSync(path.join(shim, CONTEXT_H), CONTEXT_STANDIN);
+    includes.push(`-I${shim}`);
+    log(`spn: this libtorch has no ${CONTEXT_H} (reducer.hpp includes it): using a stand-in`);
   }
   const objects = sources.map((src) => path.join(outDir, src.replace(/\.cc$/, '.o')));
   const queue = sources.map((src, i) => ['-std=c++17', '-O2', '-fPIC', '-fvisibility=hidden', '-Wno-deprecated-declarations',

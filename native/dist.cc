@@ -11,25 +11,13 @@
 //
 // Calls block the JS thread until c10d returns (training is synchronous); each is bounded by the
 // group's timeout (c10d's per-operation timeout, plus a backstop on the wait itself).
+//
+// Gradients go through c10d's Reducer (DDP's engine) in reducer.cc, on a group made here.
 
-// SPN_NO_GLOO (set by build.mjs when Gloo's headers, Debian's libgloo-dev, are missing): no
-// 'gloo' backend in this build.
-#if !defined(SPN_NO_GLOO) && !defined(USE_C10D_GLOO)
-#define USE_C10D_GLOO  // ProcessGroupGloo.hpp is empty without it
-#endif
-#ifdef SPN_WITH_CUDA
-#ifndef USE_C10D_NCCL
-#define USE_C10D_NCCL
-#endif
-#endif
+#include "dist.h"
 
-#include <napi.h>
-
-#include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
-#include <torch/csrc/api/include/torch/version.h>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
-#include <torch/csrc/distributed/c10d/ProcessGroup.hpp>  // and Backend.hpp from 2.0 on
 #include <torch/csrc/distributed/c10d/Work.hpp>
 #ifndef SPN_NO_GLOO
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
@@ -40,45 +28,40 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
-#include <chrono>
 #include <cstdlib>
 #include <sstream>
-#include <string>
 #include <thread>
-#include <vector>
-
-#include "spn_torch.h"
 
 namespace spn {
+namespace dist {
 namespace {
 
 using std::chrono::milliseconds;
 
-// libtorch 2.0 split the process group into a ProcessGroup front and per-device Backends;
-// ProcessGroupGloo and ProcessGroupNCCL became Backends with the same collective methods.
-#if TORCH_VERSION_MAJOR >= 2
-using PG = c10d::Backend;
-#else
-using PG = c10d::ProcessGroup;
-#endif
+}  // namespace
 
-constexpr uint64_t kGroupMagic = 0x5d1c0a7e3b9f2e41ULL;
+Group* GetGroup(const Napi::Value& v, bool allowDestroyed) {
+  Group* g = v.IsExternal() ? v.As<Napi::External<Group>>().Data() : nullptr;
+  if (g == nullptr || g->magic != kGroupMagic) throw Napi::TypeError::New(v.Env(), "expected a process group handle");
+  if (g->destroyed && !allowDestroyed) throw Napi::Error::New(v.Env(), "the process group was destroyed");
+  return g;
+}
 
-struct Group {
-  uint64_t magic = kGroupMagic;
-  std::string backend;
-  int rank = 0;
-  int size = 1;
-  milliseconds timeout{0};
-  std::string master;                 // "addr:port", for messages
-  c10::intrusive_ptr<c10d::Store> store;  // the TCPStore
-  c10::intrusive_ptr<c10d::Store> kv;     // user keys, under their own prefix
-  c10::intrusive_ptr<PG> pg;
-  c10::Device device{c10::kCPU};  // where the group's own small tensors live (CUDA for NCCL)
-  std::string broken;    // the first collective failure; empty while the group is healthy
-  bool running = false;  // a collective may still be running on c10d's threads
-  bool destroyed = false;
-};
+std::string Where(const Group* g) {
+  return "rank " + std::to_string(g->rank) + " of " + std::to_string(g->size) + ", " + g->backend;
+}
+
+void SyncBroken(Group* g) {
+  if (g->broken.empty()) g->broken = g->async->Get();
+}
+
+void RequireHealthy(Napi::Env env, Group* g, const std::string& what) {
+  SyncBroken(g);
+  if (!g->broken.empty())
+    throw Napi::Error::New(env, what + ": the process group is unusable after an earlier failure (" + g->broken + ")");
+}
+
+namespace {
 
 // Tears a group down. A process group whose collective is still running (it outlived the wait's
 // backstop) cannot be destroyed safely: its destructor joins the threads running it. Such a group
@@ -86,6 +69,10 @@ struct Group {
 void Release(Group* g) {
   if (g->destroyed) return;
   g->destroyed = true;
+  // Reducers first: they hold the backend and hooks on parameters; one whose bucket all-reduce
+  // is still in flight marks the group running.
+  auto attached = std::move(g->attached);
+  for (Attachment* a : attached) a->Detach();
 #if defined(SPN_WITH_CUDA) && (TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4))
   // From libtorch 2.4 an NCCL backend is shut down (or aborted, when a collective failed) before
   // it is destroyed; its destructor otherwise warns and cleans up the slow way.
@@ -100,12 +87,10 @@ void Release(Group* g) {
 #endif
   if (g->running) {
     g->pg.release();  // intentionally leaked (see above)
-    g->kv.release();
     g->store.release();
     return;
   }
   g->pg.reset();
-  g->kv.reset();
   g->store.reset();
 }
 
@@ -115,36 +100,6 @@ std::string Seconds(milliseconds ms) {
   return s.str();
 }
 
-
-// Runs fn; any C++ exception becomes a JS Error "<what>: <c10d's message>".
-template <typename F>
-auto Checked(Napi::Env env, const std::string& what, F&& fn) -> decltype(fn()) {
-  try {
-    return fn();
-  } catch (const Napi::Error&) {
-    throw;
-  } catch (const std::exception& e) {
-    throw Napi::Error::New(env, what + ": " + ErrorText(e));
-  } catch (...) {
-    throw Napi::Error::New(env, what + ": unknown C++ exception");
-  }
-}
-
-Group* GetGroup(const Napi::Value& v, bool allowDestroyed = false) {
-  Group* g = v.IsExternal() ? v.As<Napi::External<Group>>().Data() : nullptr;
-  if (g == nullptr || g->magic != kGroupMagic) throw Napi::TypeError::New(v.Env(), "expected a process group handle");
-  if (g->destroyed && !allowDestroyed) throw Napi::Error::New(v.Env(), "the process group was destroyed");
-  return g;
-}
-
-std::string Where(const Group* g) {
-  return "rank " + std::to_string(g->rank) + " of " + std::to_string(g->size) + ", " + g->backend;
-}
-
-void RequireHealthy(Napi::Env env, const Group* g, const std::string& what) {
-  if (!g->broken.empty())
-    throw Napi::Error::New(env, what + ": the process group is unusable after an earlier failure (" + g->broken + ")");
-}
 
 std::string StringProp(const Napi::Object& o, const char* key) {
   return o.Get(key).As<Napi::String>().Utf8Value();
@@ -266,7 +221,6 @@ Napi::Value DistInit(const Napi::CallbackInfo& info) {
     return c10::make_intrusive<c10d::TCPStore>(addr, so);
   });
   Join(env, g.get(), std::chrono::steady_clock::now() + g->timeout);
-  g->kv = c10::make_intrusive<c10d::PrefixStore>("spn/kv", g->store);
   auto pgStore = c10::make_intrusive<c10d::PrefixStore>("spn/pg", g->store);
 
   what = "ProcessGroup" + std::string(g->backend == "nccl" ? "NCCL" : "Gloo") + ": " + Where(g.get()) +
@@ -294,25 +248,17 @@ Napi::Value DistInit(const Napi::CallbackInfo& info) {
 // launched before the first wait, so c10d overlaps them.
 
 // What a rank is about to do, compared across ranks before anything is sent (Agree below).
-struct Signature {
-  int64_t kind = 0;   // 1 all-reduce, 2 broadcast, 3 barrier
-  int64_t param = 0;  // the reduce op, or the broadcast's root
-  int64_t count = 0;  // number of tensors
-  uint64_t hash = 14695981039346656037ULL;  // FNV-1a over sizes, dtypes and the bucket size
-  void Mix(int64_t v) {
-    for (int i = 0; i < 8; i++) {
-      hash ^= static_cast<uint64_t>(v >> (8 * i)) & 0xff;
-      hash *= 1099511628211ULL;
-    }
-  }
-  std::string Str() const {
-    static const char* kOps[] = {"sum", "max", "min"};
-    if (kind == 1) return "allReduce(" + std::string(param >= 0 && param < 3 ? kOps[param] : "?") + ", " + std::to_string(count) + " tensors)";
-    if (kind == 2) return "broadcast(root " + std::to_string(param) + ", " + std::to_string(count) + " tensors)";
-    if (kind == 3) return "barrier()";
-    return "unknown collective " + std::to_string(kind);
-  }
-};
+}  // namespace
+
+std::string Signature::Str() const {
+  static const char* kOps[] = {"sum", "max", "min"};
+  if (kind == 1) return "allReduce(" + std::string(param >= 0 && param < 3 ? kOps[param] : "?") + ", " + std::to_string(count) + " tensors)";
+  if (kind == 2) return "broadcast(root " + std::to_string(param) + ", " + std::to_string(count) + " tensors)";
+  if (kind == 3) return "reducer(" + std::to_string(count) + " parameters)";
+  return "unknown collective " + std::to_string(kind);
+}
+
+namespace {
 
 struct Bucket {
   std::vector<size_t> members;
@@ -390,6 +336,8 @@ void CopyBack(std::vector<Bucket>& buckets, std::vector<at::Tensor>& ts, c10::op
   }
 }
 
+}  // namespace
+
 std::vector<at::Tensor> Tensors(const Napi::Value& v) {
   auto a = v.As<Napi::Array>();
   std::vector<at::Tensor> out;
@@ -397,6 +345,8 @@ std::vector<at::Tensor> Tensors(const Napi::Value& v) {
   for (uint32_t i = 0; i < a.Length(); i++) out.push_back(Unwrap(a.Get(i)));
   return out;
 }
+
+namespace {
 
 // The wait on each Work is bounded too, in case a collective hangs where c10d's own timeout
 // does not reach; the collective then stays in flight and the group is leaked on destroy.
@@ -408,10 +358,11 @@ milliseconds Backstop(const Group* g) { return g->timeout * 2 + milliseconds(100
 // So every collective starts with a small fixed-size exchange of what each rank is about to do:
 // rank r writes its signature into row r of a [size, 3] int64 tensor of zeros and the group sums
 // it, so every rank sees every signature. On a mismatch every rank throws the same error before
-// anything else was sent, naming the ranks that differ; the group stays usable. A barrier is this
-// exchange alone (no rank can finish an all-reduce before every rank has entered it).
+// anything else was sent, naming the ranks that differ; the group stays usable.
 
 constexpr int64_t kMask = (int64_t{1} << 62) - 1;
+
+}  // namespace
 
 void Agree(Napi::Env env, Group* g, const std::string& what, const Signature& sig) {
   const int64_t mine[3] = {(sig.kind << 32) | (sig.param & 0xffffffff), sig.count,
@@ -455,6 +406,8 @@ void Agree(Napi::Env env, Group* g, const std::string& what, const Signature& si
   if (differ.size() > 8) msg += ", ...";
   throw Napi::Error::New(env, msg + " (nothing was exchanged; every rank must issue the same collectives in the same order)");
 }
+
+namespace {
 
 // Launches one collective per bucket and waits for all of them. On the first failure the group
 // is marked broken, the other works are given a moment to finish, and the error is thrown.
@@ -536,39 +489,6 @@ Napi::Value DistBroadcast(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-Napi::Value DistBarrier(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  Group* g = GetGroup(info[0]);
-  std::string what = "barrier on " + Where(g);
-  RequireHealthy(env, g, what);
-  Agree(env, g, what, Signature{3, 0, 0});
-  return env.Undefined();
-}
-
-// storeSet(group, key, value): a string under the group's key space (shared by every rank).
-Napi::Value DistStoreSet(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  Group* g = GetGroup(info[0]);
-  std::string key = info[1].As<Napi::String>().Utf8Value();
-  std::string value = info[2].As<Napi::String>().Utf8Value();
-  Checked(env, "storeSet('" + key + "') on " + Where(g) + " through the TCPStore at " + g->master, [&] {
-    g->kv->set(key, std::vector<uint8_t>(value.begin(), value.end()));
-  });
-  return env.Undefined();
-}
-
-// storeGet(group, key) -> string: waits up to the group's timeout for another rank to set it.
-Napi::Value DistStoreGet(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  Group* g = GetGroup(info[0]);
-  std::string key = info[1].As<Napi::String>().Utf8Value();
-  auto bytes = Checked(env,
-                       "storeGet('" + key + "') on " + Where(g) + ", waiting up to " + Seconds(g->timeout) +
-                           " for the key at the TCPStore " + g->master,
-                       [&] { return g->kv->get(key); });
-  return Napi::String::New(env, std::string(bytes.begin(), bytes.end()));
-}
-
 Napi::Value DistDestroy(const Napi::CallbackInfo& info) {
   Group* g = GetGroup(info[0], true);
   Checked(info.Env(), "destroy on " + Where(g), [&] { Release(g); });
@@ -579,6 +499,7 @@ Napi::Value DistDestroy(const Napi::CallbackInfo& info) {
 Napi::Value DistState(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Group* g = GetGroup(info[0], true);
+  SyncBroken(g);
   auto out = Napi::Object::New(env);
   out.Set("broken", g->broken.empty() ? env.Null() : Napi::String::New(env, g->broken));
   return out;
@@ -601,8 +522,10 @@ Napi::Value DistBackends(const Napi::CallbackInfo& info) {
 }
 
 }  // namespace
+}  // namespace dist
 
 void InitDist(Napi::Env env, Napi::Object exports) {
+  using namespace dist;
 #ifdef SPN_WITH_CUDA
   // With blocking wait, an NCCL collective that times out throws from Work::wait on the calling
   // thread; without it, ProcessGroupNCCL's watchdog thread takes the whole process down instead.
@@ -614,13 +537,11 @@ void InitDist(Napi::Env env, Napi::Object exports) {
   exports.Set("distInit", Napi::Function::New<Guarded<DistInit>>(env, "distInit"));
   exports.Set("distAllReduce", Napi::Function::New<Guarded<DistAllReduce>>(env, "distAllReduce"));
   exports.Set("distBroadcast", Napi::Function::New<Guarded<DistBroadcast>>(env, "distBroadcast"));
-  exports.Set("distBarrier", Napi::Function::New<Guarded<DistBarrier>>(env, "distBarrier"));
-  exports.Set("distStoreSet", Napi::Function::New<Guarded<DistStoreSet>>(env, "distStoreSet"));
-  exports.Set("distStoreGet", Napi::Function::New<Guarded<DistStoreGet>>(env, "distStoreGet"));
   exports.Set("distDestroy", Napi::Function::New<Guarded<DistDestroy>>(env, "distDestroy"));
   exports.Set("distState", Napi::Function::New<Guarded<DistState>>(env, "distState"));
   exports.Set("distBackends", Napi::Function::New<Guarded<DistBackends>>(env, "distBackends"));
   exports.Set("distBackendNote", Napi::Function::New<Guarded<DistBackendNote>>(env, "distBackendNote"));
+  InitReducer(env, exports);
 }
 
 }  // namespace spn

@@ -5,10 +5,13 @@
 // variables (RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT):
 //
 //   const pg = distributed.initProcessGroup({ ...distributed.envRendezvous(), backend: 'gloo', timeoutS: 60 });
-//   pg.checkSame('config', configHash);           // every rank trains the same thing
 //   pg.broadcast(model.parameters(), 0);           // every rank starts from rank 0's weights
-//   ... loss.backward(); pg.allReduceCoalesced(grads, { average: true }); optimizer.step() ...
-//   pg.destroy();
+//   const red = pg.reducer(model.parameters());    // c10d's Reducer, DDP's gradient engine
+//   ... loss = forward(...); red.backward(loss); optimizer.step() ...   // p.grad: the mean over the ranks
+//   red.dispose(); pg.destroy();
+//
+// (or, without the reducer, loss.backward(); pg.allReduceCoalesced(grads, { average: true }):
+// the same averages, with the communication after backward instead of during it.)
 //
 // Every rank must issue the same collectives, with tensors of the same sizes and dtypes, in the
 // same order. Each collective first compares what the ranks are about to do (a small exchange of
@@ -75,13 +78,27 @@ interface DistNative {
   distInit(o: { backend: Backend; rank: number; worldSize: number; masterAddr: string; masterPort: number; timeoutMs: number; device: string }): GroupHandle;
   distAllReduce(g: GroupHandle, tensors: Handle[], op: ReduceOp, bucketBytes: number, scale: number | null): void;
   distBroadcast(g: GroupHandle, tensors: Handle[], root: number, bucketBytes: number): void;
-  distBarrier(g: GroupHandle): void;
-  distStoreSet(g: GroupHandle, key: string, value: string): void;
-  distStoreGet(g: GroupHandle, key: string): string;
   distDestroy(g: GroupHandle): void;
   distState(g: GroupHandle): { broken: string | null };
   distBackends(): Backend[];
   distBackendNote(): string;
+  reducerCreate(g: GroupHandle, params: Handle[], o: NativeReducerOptions): ReducerHandle;
+  reducerPrepare(r: ReducerHandle, outputs: Handle[]): void;
+  reducerFinish(r: ReducerHandle, backwardError: string | null): string | null;
+  reducerBuckets(r: ReducerHandle): number[][];
+  reducerStats(r: ReducerHandle): { iterations: number; sampled: number; computeMs: number | null; commMs: number | null; overlapMs: number | null };
+  reducerDispose(r: ReducerHandle): void;
+}
+
+type ReducerHandle = { readonly __reducer: unique symbol };
+
+interface NativeReducerOptions {
+  bucketCapBytes: number;
+  firstBucketCapBytes: number;
+  findUnusedParameters: boolean;
+  rebuildBuckets: boolean;
+  statsSampleRate: number;
+  names: string[];
 }
 
 function dist(): DistNative {
@@ -210,13 +227,6 @@ export interface CoalescedOptions {
   average?: boolean;
 }
 
-const CHECK_PREFIX = 'checkSame/'; // checkSame's keys in the store
-
-function checkKey(what: string, key: unknown): void {
-  if (typeof key !== 'string' || key === '') throw new ArgError(`${what}: key: expected a non-empty string, got ${JSON.stringify(key)}`);
-  if (key.startsWith(CHECK_PREFIX)) throw new ArgError(`${what}: key '${key}': keys starting with '${CHECK_PREFIX}' belong to checkSame`);
-}
-
 export class ProcessGroup {
   readonly backend: Backend;
   readonly rank: number;
@@ -227,7 +237,6 @@ export class ProcessGroup {
   /** Where this group's tensors live: 'cpu' for gloo, 'cuda:N' for nccl. */
   readonly device: Device;
   #h: GroupHandle | null;
-  #checks = 0;
 
   /** @internal Use initProcessGroup. */
   constructor(handle: GroupHandle, info: { backend: Backend; rank: number; worldSize: number; masterAddr: string; masterPort: number; timeoutS: number; device: Device }) {
@@ -350,66 +359,196 @@ export class ProcessGroup {
     return lengths.map((n, r) => Buffer.from(bytes.buffer, bytes.byteOffset + offsets[r]!, n).toString('utf8'));
   }
 
-  /** Returns once every rank has called barrier(). */
-  barrier(): void {
-    const h = this.#handle;
-    distCall(() => dist().distBarrier(h));
-  }
-
-  /** Sets a string in the job's key-value store (the TCPStore on rank 0), visible to every rank. */
-  storeSet(key: string, value: string): void {
-    checkKey('storeSet', key);
-    if (typeof value !== 'string') throw new ArgError(`storeSet('${key}'): value: expected a string`);
-    const h = this.#handle;
-    distCall(() => dist().distStoreSet(h, key, value));
-  }
-
-  /** Reads a key, waiting up to timeoutS for some rank to set it. */
-  storeGet(key: string): string {
-    checkKey('storeGet', key);
-    const h = this.#handle;
-    return distCall(() => dist().distStoreGet(h, key));
-  }
-
   /**
-   * Every rank passes its own value (e.g. a hash of its config); returns when all are equal.
-   * Otherwise every rank throws SpnError('E_DIST') listing which ranks hold which value. All ranks
-   * must call checkSame with the same keys in the same order.
+   * c10d's Reducer (the engine of PyTorch's DistributedDataParallel) over these parameters: from
+   * then on, each backward that follows prepareForBackward() (or a Reducer.backward(loss))
+   * averages every parameter's gradient over the ranks, launching each bucket's all-reduce as
+   * soon as its gradients are ready, during backward. Every rank must pass the same list (the
+   * ranks compare counts, sizes and dtypes first, and throw on every rank when they differ).
    */
-  checkSame(key: string, value: string): void {
-    if (typeof key !== 'string' || key === '' || key.includes('/')) throw new ArgError(`checkSame: key: expected a non-empty string without '/', got ${JSON.stringify(key)}`);
-    if (typeof value !== 'string') throw new ArgError(`checkSame('${key}'): value: expected a string`);
-    const h = this.#handle;
-    const prefix = `${CHECK_PREFIX}${this.#checks++}/${key}`;
-    distCall(() => dist().distStoreSet(h, `${prefix}/${this.rank}`, value));
-    const values: string[] = [];
-    for (let r = 0; r < this.worldSize; r++) {
-      if (r === this.rank) {
-        values.push(value);
-        continue;
-      }
-      try {
-        values.push(dist().distStoreGet(h, `${prefix}/${r}`));
-      } catch (err) {
-        throw new SpnError('E_DIST', `checkSame('${key}') on rank ${this.rank}: rank ${r} did not report its value within ${this.timeoutS}s (did it fail, or call checkSame with another key?): ${(err as Error).message}`, { cause: err });
-      }
+  reducer(params: Tensor[], opts: ReducerOptions = {}): Reducer {
+    const what = `reducer on rank ${this.rank} of ${this.worldSize}`;
+    if (!Array.isArray(params) || params.length === 0) throw new ArgError(`${what}: expected a non-empty array of parameters`);
+    const handles = this.#tensors(what, params);
+    params.forEach((p, i) => {
+      if (!p.requiresGrad || !p.isLeaf) throw new ArgError(`${what}: params[${i}] must be a leaf tensor that requires grad (a parameter)`);
+      if (!isFloating(p.dtype)) throw new ArgError(`${what}: params[${i}] is ${p.dtype}; gradients are averaged in floating point`);
+    });
+    const bucketCapBytes = checkInt(`${what}: bucketCapBytes`, opts.bucketCapBytes ?? DDP_BUCKET_CAP_BYTES, 1);
+    const firstBucketCapBytes = checkInt(`${what}: firstBucketCapBytes`, opts.firstBucketCapBytes ?? DDP_FIRST_BUCKET_CAP_BYTES, 1);
+    const statsSampleRate = checkInt(`${what}: statsSampleRate`, opts.statsSampleRate ?? (this.backend === 'nccl' ? 100 : 1), 1, 2 ** 31 - 1);
+    const names = opts.names ?? params.map((_, i) => `params[${i}]`);
+    if (!Array.isArray(names) || names.length !== params.length || names.some((n) => typeof n !== 'string')) {
+      throw new ArgError(`${what}: names: expected ${params.length} strings, one per parameter`);
     }
-    const byValue = new Map<string, number[]>();
-    values.forEach((v, r) => byValue.set(v, [...(byValue.get(v) ?? []), r]));
-    if (byValue.size === 1) return;
-    const show = (v: string): string => JSON.stringify(v.length > 80 ? `${v.slice(0, 77)}...` : v);
-    const groups = [...byValue.entries()].map(([v, ranks]) => `rank${ranks.length > 1 ? 's' : ''} ${ranks.join(', ')}: ${show(v)}`);
-    throw new SpnError('E_DIST', `checkSame('${key}'): the ranks differ (${groups.join('; ')})`);
+    const findUnusedParameters = opts.findUnusedParameters ?? false;
+    const rebuildBuckets = opts.rebuildBuckets ?? true;
+    const h = this.#handle;
+    const r = distCall(() => dist().reducerCreate(h, handles, { bucketCapBytes, firstBucketCapBytes, findUnusedParameters, rebuildBuckets, statsSampleRate, names }));
+    return new Reducer(r, this, params, findUnusedParameters);
   }
 
   /**
-   * Leaves the job: closes the connections (rank 0: stops serving the TCPStore, so call barrier()
-   * first if other ranks may still need it). Idempotent.
+   * Leaves the job: closes the connections (rank 0: stops serving the TCPStore, which the other
+   * ranks no longer need once their groups are made) and disposes of the group's reducers.
+   * Idempotent.
    */
   destroy(): void {
     if (this.#h === null) return;
     const h = this.#h;
     this.#h = null;
     distCall(() => dist().distDestroy(h));
+  }
+}
+
+// --- the reducer ------------------------------------------------------------------------------------
+
+/** PyTorch DDP's defaults (bucket_cap_mb = 25 and dist._DEFAULT_FIRST_BUCKET_BYTES). */
+export const DDP_BUCKET_CAP_BYTES = 25 * 1024 * 1024;
+export const DDP_FIRST_BUCKET_CAP_BYTES = 1024 * 1024;
+
+export interface ReducerOptions {
+  /**
+   * Buckets are closed once they reach this many bytes (DDP's bucket_cap_mb; default 25 MiB). As
+   * in DDP (compute_bucket_assignment_by_size), a bucket holds one dtype and is filled in parameter
+   * order until its size reaches the cap, so it can exceed it by its last tensor.
+   */
+  bucketCapBytes?: number;
+  /** The same for the first bucket (the first parameters, whose gradients come last); default 1 MiB. */
+  firstBucketCapBytes?: number;
+  /**
+   * DDP's find_unused_parameters: before each backward the Reducer walks the graph from the
+   * outputs passed to prepareForBackward and marks parameters it does not reach as ready, so a
+   * model may leave some unused. Default false: every parameter must get a gradient in every
+   * backward, on every rank (otherwise that backward throws, naming them).
+   */
+  findUnusedParameters?: boolean;
+  /**
+   * Rebuild the buckets once, before the second backward, in the order the gradients became
+   * ready in the first (rank 0's order, broadcast), as DDP does. Default true; false keeps the
+   * layout made at construction.
+   */
+  rebuildBuckets?: boolean;
+  /**
+   * Collect the Reducer's timings on the first 10 iterations and then every this many (DDP's
+   * _set_ddp_runtime_logging_sample_rate). Default 1 on gloo (the CPU timer costs nothing), 100
+   * on nccl (each reading synchronises CUDA events), as DDP.
+   */
+  statsSampleRate?: number;
+  /** Names of the parameters, for error messages; default `params[i]`. */
+  names?: string[];
+}
+
+/** The Reducer's own timings (DDP's logging data), averaged over the sampled iterations; null until one was sampled. */
+export interface ReducerStats {
+  /** Backwards whose gradients were reduced. */
+  iterations: number;
+  /** Of those, how many were timed. */
+  sampled: number;
+  /** From prepareForBackward to the end of the backward's computation (avg_backward_compute_time). */
+  backwardComputeMs: number | null;
+  /** From the first bucket's all-reduce to the last one's end (avg_backward_comm_time). */
+  backwardCommMs: number | null;
+  /** Communication during the computation (avg_backward_compute_comm_overlap_time). */
+  overlapMs: number | null;
+  /** Communication after the computation ended: what backward waited for (backwardCommMs - overlapMs). */
+  exposedCommMs: number | null;
+}
+
+/**
+ * Gradients averaged over the ranks by c10d's Reducer during backward (see ProcessGroup.reducer).
+ * A backward run without prepareForBackward() first is not reduced: its gradients accumulate
+ * locally, as under DDP's no_sync().
+ *
+ * Failures: a peer that died or hung, a parameter without a gradient (findUnusedParameters off),
+ * the ranks out of step. backward() throws SpnError('E_DIST') naming the rank, what failed and
+ * c10d's reason; a plain loss.backward() after prepareForBackward() throws the same message as a
+ * plain Error (the addon's backward does not know about reducers), and the next
+ * prepareForBackward() throws SpnError('E_DIST'). Either way the reducer and its group are broken
+ * afterwards: later calls and collectives throw at once.
+ */
+export class Reducer {
+  readonly group: ProcessGroup;
+  /** The parameters, in the order given (the indices of buckets()). */
+  readonly params: readonly Tensor[];
+  readonly findUnusedParameters: boolean;
+  #h: ReducerHandle | null;
+
+  /** @internal Use ProcessGroup.reducer. */
+  constructor(handle: ReducerHandle, group: ProcessGroup, params: Tensor[], findUnusedParameters: boolean) {
+    this.#h = handle;
+    this.group = group;
+    this.params = Object.freeze([...params]);
+    this.findUnusedParameters = findUnusedParameters;
+  }
+
+  #handle(what: string): ReducerHandle {
+    const where = `${what} on rank ${this.group.rank} of ${this.group.worldSize} (reducer)`;
+    if (this.#h === null) throw new SpnError('E_DIST', `${where}: the reducer was disposed`);
+    if (this.group.isDestroyed) throw new SpnError('E_DIST', `${where}: the process group was destroyed (and the reducer with it)`);
+    return this.#h;
+  }
+
+  get isDisposed(): boolean {
+    return this.#h === null;
+  }
+
+  /**
+   * Call before each backward whose gradients are to be averaged (DDP calls it at the end of
+   * forward). With findUnusedParameters, pass the outputs the loss is computed from (or the loss).
+   */
+  prepareForBackward(outputs?: Tensor | Tensor[]): void {
+    const list = outputs === undefined ? [] : outputs instanceof Tensor ? [outputs] : outputs;
+    if (!Array.isArray(list) || list.some((t) => !(t instanceof Tensor))) throw new ArgError('prepareForBackward: outputs: expected a tensor or an array of tensors');
+    if (this.findUnusedParameters && list.length === 0) {
+      throw new ArgError('prepareForBackward: with findUnusedParameters the reducer needs the outputs (or the loss) to find the unused parameters from');
+    }
+    const h = this.#handle('prepareForBackward');
+    distCall(() => dist().reducerPrepare(h, list.map((t) => t.handle)));
+  }
+
+  /**
+   * prepareForBackward, loss.backward() and a check that every bucket was reduced: on return
+   * every parameter's .grad is the mean over the ranks (the same bits on every rank).
+   */
+  backward(loss: Tensor, opts: { retainGraph?: boolean } = {}): void {
+    if (!(loss instanceof Tensor)) throw new ArgError('backward: expected the loss tensor');
+    this.prepareForBackward(this.findUnusedParameters ? loss : undefined);
+    const h = this.#handle('backward');
+    let failure: unknown = null;
+    try {
+      loss.backward(undefined, opts);
+    } catch (err) {
+      failure = err;
+    }
+    const message = dist().reducerFinish(h, failure === null ? null : failure instanceof Error ? failure.message : String(failure));
+    if (message !== null) throw new SpnError('E_DIST', message, failure === null ? undefined : { cause: failure });
+  }
+
+  /** The parameter indices of each bucket, in the order the buckets are all-reduced. */
+  buckets(): number[][] {
+    const h = this.#handle('buckets');
+    return distCall(() => dist().reducerBuckets(h));
+  }
+
+  stats(): ReducerStats {
+    const h = this.#handle('stats');
+    const s = distCall(() => dist().reducerStats(h));
+    return {
+      iterations: s.iterations,
+      sampled: s.sampled,
+      backwardComputeMs: s.computeMs,
+      backwardCommMs: s.commMs,
+      overlapMs: s.overlapMs,
+      exposedCommMs: s.commMs === null || s.overlapMs === null ? null : Math.max(0, s.commMs - s.overlapMs),
+    };
+  }
+
+  /** Removes the Reducer's hooks from the parameters. Idempotent. */
+  dispose(): void {
+    if (this.#h === null) return;
+    const h = this.#h;
+    this.#h = null;
+    distCall(() => dist().reducerDispose(h));
   }
 }

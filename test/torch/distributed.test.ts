@@ -113,7 +113,7 @@ const testValue = (i: number, j: number, r: number, integer: boolean): number =>
 };
 
 describe('two ranks on gloo', () => {
-  it('all-reduce, coalesced all-reduce, broadcast, store, checkSame and allGatherStrings give exact results on every rank', async () => {
+  it('all-reduce, coalesced all-reduce, broadcast and allGatherStrings give exact results on every rank', async () => {
     const ranks = await runJob('values');
     for (const rk of ranks) {
       const ar = await rk.next('allReduce');
@@ -148,12 +148,12 @@ describe('two ranks on gloo', () => {
       expect(bc.fromRoot0).toEqual([[0, 0.5, 0], [0, 0], [0], [0, 0, 0, 0]]);
       expect(bc.fromRoot1).toEqual([[1, 1.5, -1], [10, 20], [1.5], [1, 3, 2, 4]]);
     }
-    expect((await ranks[0]!.next('store')).got).toBe('from rank 1');
-    const st1 = await ranks[1]!.next('store');
-    expect(st1.got).toBe('from rank 0');
     // allGatherStrings: every rank's string in rank order (UTF-8 and empty strings included).
-    expect(st1.gathered).toEqual(['rank zero, ü', '']);
-    expect(st1.gatheredBoth).toEqual(['r0', 'r1r1']);
+    for (const rk of ranks) {
+      const st = await rk.next('strings');
+      expect(st.gathered).toEqual(['rank zero, ü', '']);
+      expect(st.gatheredBoth).toEqual(['r0', 'r1r1']);
+    }
   });
 
   it('ranks that call different collectives all throw, naming the ranks, and the group stays usable', async () => {
@@ -165,15 +165,6 @@ describe('two ranks on gloo', () => {
       expect((m.kinds as Event).message).toMatch(/the ranks disagree on this collective: rank 0 called allReduce\(sum, 1 tensors\), rank 1 called broadcast\(root 0, 1 tensors\)/);
       expect(m.after).toEqual([3]);
       expect(m.broken).toBeNull();
-    }
-  });
-
-  it('checkSame passes on equal values and fails on every rank naming the rank that differs', async () => {
-    const ranks = await runJob('checkSame');
-    for (const rk of ranks) {
-      const c = await rk.next('checkSame');
-      expect(c.same).toBeNull();
-      expect(c.differ).toMatchObject({ code: 'E_DIST', message: `checkSame('hash'): the ranks differ (rank 0: "beef"; rank 1: "cafe")` });
     }
   });
 
@@ -193,7 +184,7 @@ describe('two ranks on gloo', () => {
       expect(failed).toMatchObject({ name: 'SpnError', code: 'E_DIST' });
       expect(failed.message).toMatch(new RegExp(`^allReduce\\(sum, 1 tensors\\) on rank ${1 - victim} of 2, gloo: .*(Connection closed by peer|Connection reset by peer|Broken pipe)`));
       expect(failed.elapsedMs as number).toBeLessThan(timeoutS * 1000 / 2); // no waiting for the timeout
-      expect((ev.next as Event).message).toMatch(/^barrier on rank \d of 2, gloo: the process group is unusable after an earlier failure \(allReduce/);
+      expect((ev.next as Event).message).toMatch(/^allReduce\(sum, 1 tensors\) on rank \d of 2, gloo: the process group is unusable after an earlier failure \(allReduce/);
       expect(ev.destroyMs as number).toBeLessThan(2000);
       expect(await survivor.exit).toEqual({ code: 0, signal: null });
     });
@@ -228,6 +219,141 @@ describe('two ranks on gloo', () => {
     for (const rk of ranks) rk.child.stdin.write('go\n');
     for (const rk of ranks) expect(await rk.next('peer-dies')).toMatchObject({ failed: null, next: null });
     for (const rk of [...ranks, twin]) expect(await rk.exit).toEqual({ code: 0, signal: null });
+  });
+});
+
+/**
+ * DDP's bucket assignment (compute_bucket_assignment_by_size), written out: one open bucket per
+ * dtype, filled in parameter order and closed when its size reaches its limit (the first limit
+ * for a dtype's first bucket, the last one after that); the buckets sorted by their first
+ * parameter, then reversed as DDP hands them to the Reducer.
+ */
+function ddpBuckets(bytes: number[], dtypes: string[], limits: number[]): number[][] {
+  const open = new Map<string, { idx: number[]; size: number; limit: number }>();
+  const closed: number[][] = [];
+  bytes.forEach((n, i) => {
+    const b = open.get(dtypes[i]!) ?? { idx: [], size: 0, limit: 0 };
+    open.set(dtypes[i]!, b);
+    b.idx.push(i);
+    b.size += n;
+    if (b.size >= limits[b.limit]!) {
+      closed.push(b.idx);
+      open.set(dtypes[i]!, { idx: [], size: 0, limit: Math.min(b.limit + 1, limits.length - 1) });
+    }
+  });
+  for (const b of open.values()) if (b.idx.length) closed.push(b.idx);
+  return closed.sort((x, y) => x[0]! - y[0]!).reverse();
+}
+
+/** |a - b| <= rel·|b| elementwise (b == 0: a == 0 exactly). */
+function expectClose(a: number[][], b: number[][], rel: number): void {
+  expect(a.map((t) => t.length)).toEqual(b.map((t) => t.length));
+  a.forEach((t, i) => t.forEach((x, j) => {
+    const want = b[i]![j]!;
+    if (Math.abs(x - want) > rel * Math.abs(want)) expect({ param: i, element: j, got: x }).toEqual({ param: i, element: j, got: want });
+  }));
+}
+
+describe("two ranks on gloo: c10d's Reducer", () => {
+  it('averages every gradient during backward, the same bits on every rank, for several iterations, in buckets laid out as DDP does', async () => {
+    const ranks = await runJob('reducer');
+    const evs = await Promise.all(ranks.map((rk) => rk.next('reducer')));
+    const [e0, e1] = evs as [Event, Event];
+    const bytes = e0.bytes as number[];
+    const dtypes = e0.dtypes as string[];
+    expect(bytes).toEqual([400, 1200, 200, 2800, 160, 1600, 1024, 256]);
+    const layouts = e0.layouts as number[][][];
+    expect(e1.layouts).toEqual(layouts); // one layout on every rank
+    // At construction: DDP's assignment with caps [1000, 3000], reduced last bucket first.
+    expect(layouts[0]).toEqual(ddpBuckets(bytes, dtypes, [1000, 3000]));
+    expect(layouts[0]).toEqual([[5, 6, 7], [4], [2, 3], [0, 1]]);
+    // Rebuilt once, by the second prepareForBackward (in the order the gradients came), then fixed.
+    expect(layouts[1]).toEqual(layouts[0]);
+    for (const layout of layouts.slice(2)) expect(layout).toEqual(layouts[2]);
+    for (const layout of layouts) {
+      expect(layout.flat().sort((a, b) => a - b)).toEqual(bytes.map((_, i) => i)); // every parameter exactly once
+      for (const b of layout) {
+        expect(new Set(b.map((i) => dtypes[i])).size).toBe(1);
+        // A bucket closes at the parameter that takes it to its cap: without its last one it is below the cap.
+        const without = b.slice(0, -1).reduce((n, i) => n + bytes[i]!, 0);
+        expect(without).toBeLessThan(3000);
+      }
+    }
+    // The rebuilt layout starts with the small bucket: the first gradients to come go out first.
+    const first = layouts[2]![0]!;
+    expect(first.slice(0, -1).reduce((n, i) => n + bytes[i]!, 0)).toBeLessThan(1000);
+
+    const its0 = e0.iterations as { local: number[][]; expected: number[][]; reduced: number[][] }[];
+    const its1 = e1.iterations as typeof its0;
+    expect(its0).toHaveLength(4);
+    for (let k = 0; k < 4; k++) {
+      expect(its0[k]!.local).not.toEqual(its1[k]!.local); // the ranks' own gradients differ
+      expect(its0[k]!.expected).toEqual(its1[k]!.expected);
+      expect(its0[k]!.reduced).toEqual(its1[k]!.reduced); // bitwise the same on every rank
+      expectClose(its0[k]!.reduced, its0[k]!.expected, 1e-6); // the mean of the ranks' gradients
+      if (k > 0) expect(its0[k]!.reduced).not.toEqual(its0[k - 1]!.reduced);
+    }
+    for (const e of evs) {
+      const st = e.stats as Record<string, number | null>;
+      expect(st).toMatchObject({ iterations: 4, sampled: 4 });
+      expect(st.backwardComputeMs).toBeGreaterThan(0);
+      expect(st.backwardCommMs).toBeGreaterThan(0);
+      expect(st.overlapMs).toBeGreaterThanOrEqual(0);
+      expect(st.exposedCommMs).toBeCloseTo(Math.max(0, st.backwardCommMs! - st.overlapMs!), 9);
+    }
+  });
+
+  for (const [victim, plain] of [[1, false], [0, true]] as const) {
+    it(`a SIGKILLed peer (rank ${victim}) makes the survivor's backward throw at once${plain ? ' (prepareForBackward and a plain loss.backward())' : ''}; the group is broken after`, async () => {
+      const port = await freePort();
+      const timeoutS = 10;
+      const scenario = plain ? 'reducer-peer-dies-plain' : 'reducer-peer-dies';
+      const ranks = [0, 1].map((r) => startRank(r, 2, port, scenario, timeoutS));
+      await Promise.all(ranks.map((rk) => rk.next('ready')));
+      const dead = ranks[victim]!;
+      const survivor = ranks[1 - victim]!;
+      dead.child.kill('SIGKILL');
+      expect((await dead.exit).signal).toBe('SIGKILL');
+      survivor.child.stdin.write('go\n');
+      const ev = await survivor.next('reducer-peer-dies');
+      const failed = ev.failed as Event;
+      const me = 1 - victim;
+      // Reducer.backward: SpnError('E_DIST'); a plain backward: the same message as a plain Error.
+      expect(failed).toMatchObject(plain ? { name: 'Error', code: null } : { name: 'SpnError', code: 'E_DIST' });
+      expect(failed.message).toMatch(new RegExp(`^backward on rank ${me} of 2, gloo \\(reducer\\): the all-reduce of bucket \\d of \\d \\(\\d+ parameters?, [\\d.]+ MB\\) failed: .*(Connection closed by peer|Connection reset by peer|Broken pipe)`));
+      expect(failed.elapsedMs as number).toBeLessThan(timeoutS * 1000 / 2); // no waiting for the timeout
+      expect(ev.next).toMatchObject({ code: 'E_DIST' });
+      expect((ev.next as Event).message).toMatch(new RegExp(`^prepareForBackward on rank ${me} of 2, gloo \\(reducer\\): the process group is unusable after an earlier failure \\(backward on rank ${me} of 2, gloo \\(reducer\\): the all-reduce of bucket`));
+      expect((ev.collective as Event).message).toMatch(/^allReduce\(sum, 1 tensors\) on rank \d of 2, gloo: the process group is unusable after an earlier failure \(backward on rank/);
+      expect(ev.destroyMs as number).toBeLessThan(2000);
+      expect(await survivor.exit).toEqual({ code: 0, signal: null });
+    });
+  }
+
+  it('a parameter that gets no gradient makes backward throw on every rank, naming it', async () => {
+    const ranks = await runJob('reducer-no-grad');
+    for (const [r, rk] of ranks.entries()) {
+      const ev = await rk.next('reducer-no-grad');
+      expect(ev.failed).toMatchObject({
+        name: 'SpnError', code: 'E_DIST',
+        message: `backward on rank ${r} of 2, gloo (reducer): parameter 1 (of 3) got no gradient in this backward, so its bucket was never all-reduced; every parameter given to the reducer must get a gradient in every backward on every rank (or pass findUnusedParameters: true)`,
+      });
+      expect((ev.failed as Event).elapsedMs as number).toBeLessThan(2000);
+      expect((ev.next as Event).message).toMatch(/^prepareForBackward on rank \d of 2, gloo \(reducer\): the process group is unusable after an earlier failure \(backward on rank \d of 2, gloo \(reducer\): parameter 1 \(of 3\) got no gradient/);
+      expect(ev.collective).toMatchObject({ code: 'E_DIST' });
+    }
+  });
+
+  it('ranks with different parameter lists all throw at construction, naming the ranks, and the group stays usable', async () => {
+    const ranks = await runJob('reducer-mismatch');
+    for (const [r, rk] of ranks.entries()) {
+      const ev = await rk.next('reducer-mismatch');
+      expect(ev.count).toMatchObject({ code: 'E_DIST' });
+      expect((ev.count as Event).message).toBe(`reducer(${3 - r} parameters) on rank ${r} of 2, gloo: the ranks disagree on this collective: rank 0 called reducer(3 parameters), rank 1 called reducer(2 parameters) (nothing was exchanged; every rank must issue the same collectives in the same order)`);
+      expect((ev.sizes as Event).message).toMatch(/^reducer\(2 parameters\) on rank \d of 2, gloo: the ranks disagree on this collective: rank 0 called reducer\(2 parameters\), rank 1 called reducer\(2 parameters\) with other tensor sizes/);
+      expect(ev.after).toEqual([3]);
+      expect(ev.broken).toBeNull();
+    }
   });
 });
 
@@ -288,10 +414,6 @@ describe('a one-rank group and argument checks', () => {
     pg.allReduce([]);
     expect([...a.data(), ...b.data()]).toEqual([1, 2, 3]);
     expect(pg.allReduceNumbers([1.5, -2], 'max')).toEqual([1.5, -2]);
-    pg.checkSame('k', 'v');
-    pg.storeSet('x', 'y');
-    expect(pg.storeGet('x')).toBe('y');
-    pg.barrier();
 
     expect(() => pg.allReduce([a, a])).toThrow(/allReduce: tensors\[1\] is the same tensor as tensors\[0\]/);
     expect(() => pg.allReduce([a, 1 as never])).toThrow(/allReduce: tensors\[1\] is not a Tensor/);
@@ -300,19 +422,62 @@ describe('a one-rank group and argument checks', () => {
     expect(() => pg.allReduceCoalesced([a, i], { average: true })).toThrow(/average needs floating tensors; tensors\[1\] is int32/);
     expect(() => pg.allReduceCoalesced([a], { bucketBytes: 0 })).toThrow(/bucketBytes: expected a whole number from 1/);
     expect(() => pg.broadcast(a, 1)).toThrow(/broadcast: root: expected a whole number from 0 to 0, got 1/);
-    expect(() => pg.checkSame('a/b', 'v')).toThrow(/without '\/'/);
-    expect(() => pg.storeSet('checkSame/0', 'v')).toThrow(/keys starting with 'checkSame\/' belong to checkSame/);
-    const t0 = Date.now();
-    expect(() => pg.storeGet('never-set')).toThrow(/^storeGet\('never-set'\) on rank 0 of 1, gloo, waiting up to 1s for the key at the TCPStore localhost:\d+: /);
-    expect(Date.now() - t0).toBeGreaterThanOrEqual(1000);
-    expect(Date.now() - t0).toBeLessThan(1000 + 1500);
     expect(pg.broken).toBeNull();
 
     pg.destroy();
     pg.destroy();
     expect(pg.isDestroyed).toBe(true);
-    expect(() => pg.barrier()).toThrow(/the process group \(rank 0 of 1\) was destroyed/);
+    expect(() => pg.allReduce(a)).toThrow(/the process group \(rank 0 of 1\) was destroyed/);
     for (const t of [a, b, i]) t.dispose();
+  });
+
+  it("runs c10d's Reducer on one rank: gradients unchanged, arguments checked, refused after dispose and destroy", async () => {
+    const pg = distributed.initProcessGroup({ rank: 0, worldSize: 1, masterAddr: '127.0.0.1', masterPort: await freePort(), timeoutS: 5 });
+    const params = [fromArray(Float32Array.from([0.1, -2, 3.3]), [3]).requiresGrad_(), fromArray(Float32Array.from([4, 0.5]), [2]).requiresGrad_()];
+    const loss = (k: number): Tensor => params[0]!.mul(params[0]!).mul(0.3 + k).sum().add(params[1]!.mul(params[1]!).mul(params[1]!).sum());
+    const red = pg.reducer(params);
+    expect(red.buckets()).toEqual([[0, 1]]);
+    for (let k = 0; k < 3; k++) {
+      for (const p of params) p.grad = null;
+      loss(k).backward(); // not prepared: a local backward, not reduced
+      const local = params.map((p) => Array.from(p.grad!.data() as Float32Array));
+      for (const p of params) p.grad = null;
+      red.backward(loss(k));
+      expect(params.map((p) => Array.from(p.grad!.data() as Float32Array))).toEqual(local); // bitwise: the mean over one rank
+    }
+    expect(red.stats()).toMatchObject({ iterations: 3, sampled: 3 });
+
+    // A backward that reaches none of the parameters.
+    const other = fromArray(Float32Array.from([1]), [1]).requiresGrad_();
+    expect(() => red.backward(other.mul(2).sum())).toThrow(/^backward on rank 0 of 1, gloo \(reducer\): no parameter got a gradient in this backward, so nothing was reduced/);
+    expect(() => red.prepareForBackward()).toThrow(/^prepareForBackward on rank 0 of 1, gloo \(reducer\): the process group is unusable after an earlier failure/);
+    red.dispose();
+    red.dispose();
+    expect(red.isDisposed).toBe(true);
+    expect(() => red.buckets()).toThrow(/^buckets on rank 0 of 1 \(reducer\): the reducer was disposed$/);
+    pg.destroy();
+
+    const pg2 = distributed.initProcessGroup({ rank: 0, worldSize: 1, masterAddr: '127.0.0.1', masterPort: await freePort(), timeoutS: 5 });
+    const nonLeaf = params[0]!.mul(2);
+    const ints = fromArray(Int32Array.from([1]), [1]);
+    expect(() => pg2.reducer([])).toThrow(/^reducer on rank 0 of 1: expected a non-empty array of parameters$/);
+    expect(() => pg2.reducer([params[0]!, nonLeaf])).toThrow(/params\[1\] must be a leaf tensor that requires grad/);
+    expect(() => pg2.reducer([fromArray(Float32Array.from([1]), [1])])).toThrow(/params\[0\] must be a leaf tensor that requires grad/);
+    expect(() => pg2.reducer([ints])).toThrow(/params\[0\] must be a leaf tensor that requires grad/);
+    expect(() => pg2.reducer([params[0]!, params[0]!])).toThrow(/tensors\[1\] is the same tensor as tensors\[0\]/);
+    expect(() => pg2.reducer(params, { bucketCapBytes: 0 })).toThrow(/bucketCapBytes: expected a whole number from 1/);
+    expect(() => pg2.reducer(params, { names: ['a'] })).toThrow(/names: expected 2 strings/);
+    const red2 = pg2.reducer(params, { findUnusedParameters: true });
+    expect(() => red2.prepareForBackward()).toThrow(/with findUnusedParameters the reducer needs the outputs/);
+    // findUnusedParameters: a parameter outside the loss is left alone, the others reduced.
+    for (const p of params) p.grad = null;
+    red2.backward(params[0]!.mul(3).sum());
+    expect(Array.from(params[0]!.grad!.data() as Float32Array)).toEqual([3, 3, 3]);
+    expect(params[1]!.grad).toBeNull();
+    pg2.destroy(); // takes the reducer with it
+    expect(() => red2.prepareForBackward(params[0]!)).toThrow(/^prepareForBackward on rank 0 of 1 \(reducer\): the process group was destroyed \(and the reducer with it\)$/);
+    red2.dispose();
+    dispose([...params, nonLeaf, ints, other]);
   });
 
   it('rejects bad init options with the value and what was expected', () => {
@@ -371,8 +536,6 @@ describe('nccl', () => {
     pg.broadcast(c, 0);
     expect(c.map(values)).toEqual(expected);
     expect(pg.allReduceNumbers([3, -1], 'max')).toEqual([3, -1]);
-    pg.checkSame('config', 'x');
-    pg.barrier();
     const cpu = fromArray(Float32Array.from([1]), [1]);
     expect(() => pg.allReduce(cpu)).toThrow(/tensors\[0\] is on 'cpu'; the nccl backend takes CUDA tensors/);
     pg.destroy();
