@@ -1,9 +1,14 @@
-// Codec benchmark: a trained run's .spn files against the model's own NLL on the same images and
-// against the lossless coders people use, every image round-tripped and checked.
+// Codec benchmarks: a trained run's .spn files against the model's own NLL on the same images and
+// against the lossless coders people use, every image round-tripped and checked. Three of them:
+//   files   (benchCodec) many images in one file;
+//   single  (benchCodecSingle) each image in a file of its own, as a person compresses a photo:
+//           mean bytes per file against PNG and WebP files of the same image;
+//   mosaic  (benchCodecMosaic) large images: the images laid out as mosaics (grid×grid images)
+//           plus one mosaic of odd size, each coded as tiles of the model's size.
 //
-//   node dist/bench/codec.js --run runs/fmnist-30min-v5 [--data fashion-mnist] [--split test]
-//                            [--limit 1000] [--batch-size 32] [--json out.json]
-//   npm run bench -- --only codec --codec-run runs/fmnist-30min-v5 [--codec-data SPEC] [--codec-limit N]
+//   node dist/bench/codec.js --run runs/fmnist-30min-v5 [--mode files|single|mosaic] [--data fashion-mnist]
+//                            [--split test] [--limit 1000] [--batch-size 32] [--json out.json]
+//   npm run bench -- --only codec|codec-single|codec-mosaic --codec-run <run> [--codec-data SPEC] [--codec-limit N]
 //
 // Reported per sub-pixel (H·W·C values of each image):
 //   spn:   the whole .spn file; its coded streams alone; the model's exact NLL (spn eval) on the
@@ -22,9 +27,12 @@ import { createHash } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { ArgError, SpnError } from '../src/errors.js';
-import { closeModels, compressImages, decompressBytes, openModels, readInputs } from '../src/codec/index.js';
+import { closeModels, compressImages, decompressBytes, openModels, readInputs, type CodecImage, type CodecModels } from '../src/codec/index.js';
 import { codeLength, decodeRaw, type Compressor, type RawImage } from '../src/score/index.js';
 import type { ImageSet } from '../src/data/types.js';
+import { readAll } from '../src/data/sets.js';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { evaluate } from '../src/store/evaluate.js';
 import * as torch from '../src/torch/index.js';
 import { emitReport, reportHeader, runIfMain, type ReportHeader } from './machine.js';
@@ -87,9 +95,8 @@ export interface CodecReport extends ReportHeader<'codec'> {
 const sha = (a: Uint8Array) => createHash('sha256').update(a).digest('hex');
 
 function imageOf(set: ImageSet, i: number, bits: number): RawImage {
-  const size = set.h * set.w * set.c;
   const shift = 8 - bits;
-  const px = set.data.subarray(i * size, (i + 1) * size);
+  const px = set.read(i, 1);
   return { data: shift ? px.map((v) => v << shift) : px, width: set.w, height: set.h, channels: set.c as 1 | 3 };
 }
 
@@ -143,23 +150,24 @@ export async function benchCodec(o: CodecBenchOptions): Promise<CodecReport> {
     const model = models.stages[0]!.model;
     nllBits = torch.withThreads(1, () => evaluate(model, set).nats) / Math.LN2;
     log(`model NLL: ${(nllBits / (set.n * set.h * set.w * set.c)).toFixed(4)} bits/sub-pixel`);
-    c = await compressImages(models, set, { batchSize: batch, onProgress: (p) => p.done === p.images && log(`encoded ${p.done} images`) });
+    c = await compressImages(models, set, { batchSize: batch, onProgress: (p) => p.done === p.tiles && log(`encoded ${p.done} images`) });
   } finally {
     closeModels(models);
   }
   const bits = models.image.bits;
   const sub = set.n * set.h * set.w * set.c;
   log(`encoded in ${c.seconds.toFixed(1)} s: ${c.sizes.total} bytes`);
-  const d = await decompressBytes(c.bytes, { file: `${o.run} (${data})` });
+  const d = await decompressBytes(c.bytes, { file: `${o.run} (${data})`, run: o.run });
   log(`decoded in ${d.seconds.toFixed(1)} s`);
   const size = set.h * set.w * set.c;
+  const all = readAll(set);
   let exact = 0;
   for (let i = 0; i < set.n; i++) {
-    const a = set.data.subarray(i * size, (i + 1) * size);
-    const b = d.images.data.subarray(i * size, (i + 1) * size);
-    if (Buffer.from(a).equals(Buffer.from(b))) exact++;
+    if (Buffer.from(all.subarray(i * size, (i + 1) * size)).equals(Buffer.from(d.images[i]!.data))) exact++;
   }
-  const [shaIn, shaOut] = [sha(set.data), sha(d.images.data)];
+  const out = new Uint8Array(all.length);
+  d.images.forEach((im, i) => out.set(im.data, i * size));
+  const [shaIn, shaOut] = [sha(all), sha(out)];
   if (exact !== set.n || shaIn !== shaOut) throw new SpnError('E_FORMAT', `codec round trip: ${set.n - exact} of ${set.n} images differ`);
 
   const streams = c.sizes.streams;
@@ -200,13 +208,279 @@ export async function benchCodec(o: CodecBenchOptions): Promise<CodecReport> {
   };
 }
 
+/** How long the run trained (its last metrics line): what the numbers of its model are worth. */
+export interface RunTraining {
+  steps: number;
+  seconds: number;
+}
+
+function trainedFor(run: string): RunTraining | null {
+  const file = path.join(run, 'metrics.jsonl');
+  if (!fs.existsSync(file)) return null;
+  let last: RunTraining | null = null;
+  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      const m = JSON.parse(line) as { kind?: string; step?: number; time_s?: number };
+      if (m.kind === 'train' && typeof m.step === 'number' && typeof m.time_s === 'number') last = { steps: m.step, seconds: m.time_s };
+    } catch {
+      // a line being written
+    }
+  }
+  return last;
+}
+
+/** This machine's matmul extensions (what the model's arithmetic ran on). */
+function cpuFlags(): string[] {
+  try {
+    const info = fs.readFileSync('/proc/cpuinfo', 'utf8');
+    return ['avx512_bf16', 'amx_tile', 'avx512f', 'avx2'].filter((f) => new RegExp(`\\b${f}\\b`).test(info));
+  } catch {
+    return [];
+  }
+}
+
+const raw = (im: CodecImage, channels: number, bits: number): RawImage => ({
+  data: bits < 8 ? im.data.map((v) => v << (8 - bits)) : im.data, width: im.width, height: im.height, channels: channels as 1 | 3,
+});
+
+/** A baseline coder's whole file for one image, checked to decode back exactly. */
+async function baselineFile(img: RawImage, coder: Compressor): Promise<number> {
+  const { file } = await codeLength(img, coder);
+  const back = await decodeRaw(file, img.channels);
+  if (!Buffer.from(back).equals(Buffer.from(img.data))) throw new SpnError('E_FORMAT', `${coder}: a ${img.width}×${img.height} image did not decode to its pixels (not lossless)`);
+  return file.length;
+}
+
+const SETTINGS: Record<Compressor, string> = { png: 'sharp png: compressionLevel 9, adaptiveFiltering, palette off, effort 10', webp: 'sharp webp: lossless, effort 6, exact' };
+
+export interface SingleBenchOptions {
+  run: string;
+  data?: string;
+  split?: 'test' | 'train';
+  limit?: number;
+  cacheDir?: string;
+  quick?: boolean;
+  log?: (line: string) => void;
+}
+
+export interface CodecSingleReport extends ReportHeader<'codec-single'> {
+  run: string;
+  trained: RunTraining | null;
+  cpu_flags: string[];
+  data: string;
+  images: number;
+  subpixels_per_image: number;
+  spn: {
+    mean_file_bytes: number;
+    mean_stream_bytes: number;
+    /** File bytes beyond the coded stream: the container (magic, ids, sizes, hash, checksum). */
+    mean_container_bytes: number;
+    max_container_bytes: number;
+    bits_per_subpixel: number;
+    model_bits_per_subpixel: number;
+    encode_seconds_per_image: number;
+    decode_seconds_per_image: number;
+    round_trip_exact: number;
+  };
+  baselines: { coder: Compressor; settings: string; mean_file_bytes: number; bits_per_subpixel: number; round_trip_exact: number }[];
+  /** Images whose .spn file is smaller than that coder's file. */
+  smaller_than: Record<Compressor, number>;
+  note: string;
+}
+
+/** Each image compressed alone (one .spn file each, version 2), against PNG and WebP files of it. */
+export async function benchCodecSingle(o: SingleBenchOptions): Promise<CodecSingleReport> {
+  const log = o.log ?? (() => {});
+  const data = o.data ?? 'fashion-mnist';
+  const split = o.split ?? 'test';
+  const limit = o.limit ?? (o.quick ? 4 : 100);
+  const models = await openModels({ run: o.run });
+  try {
+    const last = models.stages[models.stages.length - 1]!;
+    const { channels, bits } = models.image;
+    const { images, names } = await readInputsList(data, models, last, split, limit, o.cacheDir);
+    log(`${images.length} images of ${data} ${split}, each in a file of its own`);
+    let [fileBytes, streamBytes, maxContainer, modelBits, enc, dec, exact] = [0, 0, 0, 0, 0, 0, 0];
+    const sizes: number[] = [];
+    for (const [i, im] of images.entries()) {
+      const file = `${names[i]}.spn`;
+      const c = await compressImages(models, [im], { file });
+      const d = await decompressBytes(c.bytes, { file, models });
+      if (!Buffer.from(d.images[0]!.data).equals(Buffer.from(im.data)) || d.images[0]!.name !== names[i]) throw new SpnError('E_FORMAT', `${file}: the round trip differs`);
+      exact++;
+      fileBytes += c.sizes.total;
+      sizes.push(c.sizes.total);
+      streamBytes += c.sizes.streams;
+      maxContainer = Math.max(maxContainer, c.sizes.total - c.sizes.streams);
+      modelBits += c.images[0]!.model_bits;
+      enc += c.seconds;
+      dec += d.seconds;
+    }
+    const n = images.length;
+    const sub = n * images[0]!.data.length;
+    const baselines: CodecSingleReport['baselines'] = [];
+    const smaller = { png: 0, webp: 0 } as Record<Compressor, number>;
+    for (const coder of ['png', 'webp'] as const) {
+      let total = 0;
+      for (const [i, im] of images.entries()) {
+        const b = await baselineFile(raw(im, channels, bits), coder);
+        total += b;
+        if (sizes[i]! < b) smaller[coder]++;
+      }
+      baselines.push({ coder, settings: SETTINGS[coder], mean_file_bytes: total / n, bits_per_subpixel: (8 * total) / sub, round_trip_exact: n });
+      log(`${coder}: ${(total / n).toFixed(1)} bytes per file`);
+    }
+    const spn = {
+      mean_file_bytes: fileBytes / n, mean_stream_bytes: streamBytes / n, mean_container_bytes: (fileBytes - streamBytes) / n, max_container_bytes: maxContainer,
+      bits_per_subpixel: (8 * fileBytes) / sub, model_bits_per_subpixel: modelBits / sub,
+      encode_seconds_per_image: enc / n, decode_seconds_per_image: dec / n, round_trip_exact: exact,
+    };
+    log(`spn: ${spn.mean_file_bytes.toFixed(1)} bytes per file (stream ${spn.mean_stream_bytes.toFixed(1)}, container ${spn.mean_container_bytes.toFixed(1)})`);
+    return {
+      ...reportHeader('codec-single', 'cpu', o.quick ?? false),
+      run: o.run, trained: trainedFor(o.run), cpu_flags: cpuFlags(), data: `${data} ${split} [0, ${n})`, images: n, subpixels_per_image: images[0]!.data.length,
+      spn, baselines, smaller_than: smaller,
+      note: 'one .spn file per image (version 2, the default name: no name recorded), encoded and decoded with the model opened once (encode includes the probe, decode the weights check and the probe); PNG and WebP files per image, headers counted',
+    };
+  } finally {
+    closeModels(models);
+  }
+}
+
+async function readInputsList(data: string, models: CodecModels, last: CodecModels['stages'][number], split: 'test' | 'train', limit: number, cacheDir?: string): Promise<{ images: CodecImage[]; names: string[] }> {
+  const { set, names } = await readInputs([data], { image: models.image, config: last.config, split, limit, cacheDir });
+  const all = readAll(set);
+  const size = set.h * set.w * set.c;
+  return { images: Array.from({ length: set.n }, (_, i) => ({ height: set.h, width: set.w, data: all.subarray(i * size, (i + 1) * size) })), names };
+}
+
+export interface MosaicBenchOptions extends SingleBenchOptions {
+  /** Images per side of a full mosaic (default 8). */
+  grid?: number;
+  /** The odd mosaic's width and height in pixels (default 250×170). */
+  odd?: [number, number];
+  batchSize?: number;
+}
+
+export interface MosaicResult {
+  width: number;
+  height: number;
+  tiles: number;
+  file_bytes: number;
+  bits_per_subpixel: number;
+  stream_bits_per_subpixel: number;
+  model_bits_per_subpixel: number;
+  png_bits_per_subpixel: number;
+  webp_bits_per_subpixel: number;
+  encode_seconds: number;
+  decode_seconds: number;
+  exact: boolean;
+}
+
+export interface CodecMosaicReport extends ReportHeader<'codec-mosaic'> {
+  run: string;
+  trained: RunTraining | null;
+  cpu_flags: string[];
+  data: string;
+  images: number;
+  tile: [number, number, number];
+  batch: number;
+  mosaics: MosaicResult[];
+  /** Means over the full mosaics and the odd one (bits per sub-pixel weighted by sub-pixels). */
+  summary: { kind: 'full' | 'odd'; count: number; width: number; height: number; bits_per_subpixel: number; model_bits_per_subpixel: number; png_bits_per_subpixel: number; webp_bits_per_subpixel: number; encode_seconds: number; decode_seconds: number; exact: number }[];
+  note: string;
+}
+
+/** Images idx laid out row by row, cols per row, cropped to width×height (H×W×C). */
+function mosaic(images: CodecImage[], idx: number[], cols: number, width: number, height: number, c: number): CodecImage {
+  const [th, tw] = [images[0]!.height, images[0]!.width];
+  const out = new Uint8Array(width * height * c);
+  idx.forEach((k, j) => {
+    const [y0, x0] = [Math.floor(j / cols) * th, (j % cols) * tw];
+    const im = images[k % images.length]!;
+    for (let r = 0; r < th && y0 + r < height; r++) {
+      const w = Math.min(tw, width - x0);
+      if (w <= 0) continue;
+      out.set(im.data.subarray(r * tw * c, (r * tw + w) * c), ((y0 + r) * width + x0) * c);
+    }
+  });
+  return { height, width, data: out };
+}
+
+/** The images as grid×grid mosaics plus one odd-size mosaic of the rest, each coded as tiles. */
+export async function benchCodecMosaic(o: MosaicBenchOptions): Promise<CodecMosaicReport> {
+  const log = o.log ?? (() => {});
+  const data = o.data ?? 'fashion-mnist';
+  const split = o.split ?? 'test';
+  const grid = o.grid ?? (o.quick ? 2 : 8);
+  const batch = o.batchSize ?? 32;
+  const models = await openModels({ run: o.run });
+  try {
+    const last = models.stages[models.stages.length - 1]!;
+    const { height: th, width: tw, channels: C, bits } = models.image;
+    const [oddW, oddH] = o.odd ?? (o.quick ? [tw + 3, th - 5] : [250, 170]);
+    const limit = o.limit ?? (o.quick ? grid * grid + 2 : 1000);
+    const { images } = await readInputsList(data, models, last, split, limit, o.cacheDir);
+    const per = grid * grid;
+    const full = Math.floor(images.length / per);
+    const layouts: { kind: 'full' | 'odd'; image: CodecImage }[] = [];
+    for (let m = 0; m < full; m++) layouts.push({ kind: 'full', image: mosaic(images, Array.from({ length: per }, (_, j) => m * per + j), grid, grid * tw, grid * th, C) });
+    // the odd mosaic: the images left over, then from the first again, to cover oddW×oddH
+    const [oc, or] = [Math.ceil(oddW / tw), Math.ceil(oddH / th)];
+    layouts.push({ kind: 'odd', image: mosaic(images, Array.from({ length: oc * or }, (_, j) => full * per + j), oc, oddW, oddH, C) });
+    log(`${images.length} images of ${data} ${split}: ${full} mosaics of ${grid * tw}×${grid * th} and one of ${oddW}×${oddH}`);
+    const mosaics: MosaicResult[] = [];
+    for (const [i, { image }] of layouts.entries()) {
+      const file = `mosaic-${i}.spn`;
+      const c = await compressImages(models, [image], { file, batchSize: batch });
+      const d = await decompressBytes(c.bytes, { file, models });
+      const exact = Buffer.from(d.images[0]!.data).equals(Buffer.from(image.data));
+      if (!exact) throw new SpnError('E_FORMAT', `${file}: the round trip differs`);
+      const sub = image.data.length;
+      const r = raw(image, C, bits);
+      const [png, webp] = [await baselineFile(r, 'png'), await baselineFile(r, 'webp')];
+      mosaics.push({
+        width: image.width, height: image.height, tiles: c.tiles, file_bytes: c.sizes.total,
+        bits_per_subpixel: (8 * c.sizes.total) / sub, stream_bits_per_subpixel: (8 * c.sizes.streams) / sub, model_bits_per_subpixel: c.images[0]!.model_bits / sub,
+        png_bits_per_subpixel: (8 * png) / sub, webp_bits_per_subpixel: (8 * webp) / sub,
+        encode_seconds: c.seconds, decode_seconds: d.seconds, exact,
+      });
+      const m = mosaics[mosaics.length - 1]!;
+      log(`mosaic ${i + 1}/${layouts.length} (${image.width}×${image.height}, ${c.tiles} tiles): ${m.bits_per_subpixel.toFixed(4)} bits/sub-pixel (PNG ${m.png_bits_per_subpixel.toFixed(3)}, WebP ${m.webp_bits_per_subpixel.toFixed(3)}), encode ${m.encode_seconds.toFixed(1)} s, decode ${m.decode_seconds.toFixed(1)} s`);
+    }
+    const summary = (['full', 'odd'] as const).flatMap((kind) => {
+      const ms = mosaics.filter((_, i) => layouts[i]!.kind === kind);
+      if (!ms.length) return [];
+      const sub = ms.reduce((a, m) => a + m.width * m.height * C, 0);
+      const w = (f: (m: MosaicResult) => number) => ms.reduce((a, m) => a + f(m) * m.width * m.height * C, 0) / sub;
+      return [{
+        kind, count: ms.length, width: ms[0]!.width, height: ms[0]!.height,
+        bits_per_subpixel: w((m) => m.bits_per_subpixel), model_bits_per_subpixel: w((m) => m.model_bits_per_subpixel),
+        png_bits_per_subpixel: w((m) => m.png_bits_per_subpixel), webp_bits_per_subpixel: w((m) => m.webp_bits_per_subpixel),
+        encode_seconds: ms.reduce((a, m) => a + m.encode_seconds, 0) / ms.length, decode_seconds: ms.reduce((a, m) => a + m.decode_seconds, 0) / ms.length,
+        exact: ms.filter((m) => m.exact).length,
+      }];
+    });
+    return {
+      ...reportHeader('codec-mosaic', 'cpu', o.quick ?? false),
+      run: o.run, trained: trainedFor(o.run), cpu_flags: cpuFlags(), data: `${data} ${split} [0, ${images.length})`, images: images.length, tile: [th, tw, C], batch,
+      mosaics, summary,
+      note: `each mosaic one .spn file (version 2) of tiles of ${tw}×${th}, batches of ${batch} tiles; seconds per mosaic with the model opened once (encode includes the probe, decode the weights check and the probe); PNG and WebP of each whole mosaic`,
+    };
+  } finally {
+    closeModels(models);
+  }
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       run: { type: 'string' },
+      mode: { type: 'string', default: 'files' },
       data: { type: 'string', default: 'fashion-mnist' },
       split: { type: 'string', default: 'test' },
-      limit: { type: 'string', default: '1000' },
+      limit: { type: 'string' },
       'batch-size': { type: 'string', default: '32' },
       'cache-dir': { type: 'string' },
       quick: { type: 'boolean', default: false },
@@ -221,11 +495,16 @@ async function main(): Promise<void> {
     if (!Number.isInteger(n) || n < 1) throw new ArgError(`${flag} ${v}: expected a positive integer`);
     return n;
   };
-  const report = await benchCodec({
-    run: values.run, data: values.data, split: values.split, limit: int('--limit', values.limit!), batchSize: int('--batch-size', values['batch-size']!),
-    cacheDir: values['cache-dir'], quick: values.quick, log: (l) => process.stderr.write(l + '\n'),
-  });
-  emitReport(report, values.json);
+  const split: 'test' | 'train' = values.split;
+  const common = {
+    run: values.run, data: values.data, split, limit: values.limit === undefined ? undefined : int('--limit', values.limit),
+    cacheDir: values['cache-dir'], quick: values.quick, log: (l: string) => void process.stderr.write(l + '\n'),
+  };
+  const batchSize = int('--batch-size', values['batch-size']!);
+  if (values.mode === 'files') emitReport(await benchCodec({ ...common, batchSize }), values.json);
+  else if (values.mode === 'single') emitReport(await benchCodecSingle(common), values.json);
+  else if (values.mode === 'mosaic') emitReport(await benchCodecMosaic({ ...common, batchSize }), values.json);
+  else throw new ArgError(`--mode ${values.mode}: expected files, single or mosaic`);
 }
 
 runIfMain(import.meta.url, 'bench/codec', main);

@@ -12,6 +12,7 @@
 // A pipeline codes each stage's sub-pixels with its own model: stage i codes its view of the tile
 // (the final tile subsampled by the later size stages' S and cut to its bits) given stage i−1's.
 // All stages of an image go into one stream, stage after stage.
+import * as path from 'node:path';
 import { ArgError, FormatError } from '../errors.js';
 import * as torch from '../torch/index.js';
 import type { ImageSet } from '../data/types.js';
@@ -60,6 +61,8 @@ export interface ImageCodeStats {
   ideal_bits: number;
   /** −log2 of the model's own (float) probabilities of the values: the model's NLL in bits. */
   model_bits: number;
+  /** Sub-pixels coded, every stage's (padding is not coded). */
+  coded: number;
 }
 
 export interface CompressOptions extends LoadOptions {
@@ -91,6 +94,8 @@ export interface CompressResult {
   /** Sub-pixels of all the images at their true sizes. */
   subpixels: number;
   tiles: number;
+  /** Batches walked (walkBatch calls, every stage's): the tiles of one image share them. */
+  walks: number;
   seconds: number;
 }
 
@@ -101,6 +106,8 @@ export interface DecompressOptions {
   run?: string;
   /** Decode with this pipeline's runs instead of the recorded ones. */
   pipeline?: string;
+  /** Version 2 files: decode with models already opened (openModels; kept open), whose weights must be the file's. */
+  models?: CodecModels;
   onProgress?: (p: CodecProgress) => void;
 }
 
@@ -142,13 +149,14 @@ function factors(models: CodecModels): number[] {
  * The stage loop both directions share: stage by stage, batch by batch (batches of `batch`
  * tiles from the first), each batch walked by walkBatch with the previous stage's output as its
  * given part; padding sub-pixels get the model's most probable value and are not coded. Returns
- * the final stage's tiles (tiles.length, Th, Tw, C).
+ * the final stage's tiles (tiles.length, Th, Tw, C) and the number of batches walked.
  */
-function runStages(models: CodecModels, tiles: Tile[], sizes: Size[], batch: number, precision: number, code: CodeFn, onProgress?: (p: CodecProgress) => void): Uint8Array {
+function runStages(models: CodecModels, tiles: Tile[], sizes: Size[], batch: number, precision: number, code: CodeFn, onProgress?: (p: CodecProgress) => void): { out: Uint8Array; walks: number } {
   const { stages } = models;
   const n = tiles.length;
   const f = factors(models);
   let prev: Uint8Array | null = null;
+  let walks = 0;
   for (const [si, s] of stages.entries()) {
     const m = s.config.model;
     const { height: H, width: W, channels: C } = m;
@@ -191,6 +199,7 @@ function runStages(models: CodecModels, tiles: Tile[], sizes: Size[], batch: num
       const perSlice = s.model.T * C;
       const steps = pos.length - start;
       const values = new Int32Array(mB); // walkBatch copies them before the next call
+      walks++;
       const result = walkBatch(s.model, s.plan, { m: mB, canvas, given }, (logits) => {
         if (step > start && (step - start) % perSlice === 0) onProgress?.({ stage: si, stages: stages.length, done: b + (mB * (step - start)) / steps, tiles: n });
         const p = pos[step++]!;
@@ -216,7 +225,7 @@ function runStages(models: CodecModels, tiles: Tile[], sizes: Size[], batch: num
     }
     prev = out;
   }
-  return prev!;
+  return { out: prev!, walks };
 }
 
 /** The images as CodecImages (a set is read once). */
@@ -292,16 +301,18 @@ export async function compressImages(src: ModelSource | CodecModels, input: Code
       const encoders = images.map(() => new RangeEncoder(precision));
       const ideal = new Float64Array(images.length);
       const nll = new Float64Array(images.length);
+      const counts = new Float64Array(images.length);
       const total = 2 ** precision;
       const masks = models.stages.map((s) => (s.config.model.stage === 'depth' ? 2 ** s.config.model.bits - 1 : 255));
       const sizes = models.stages.map((s) => s.config.model.height * s.config.model.width * C);
-      const final = runStages(models, tiles, images, batch, precision, (tile, si, pos, cum, logits, off, norm) => {
+      const { out: final, walks } = runStages(models, tiles, images, batch, precision, (tile, si, pos, cum, logits, off, norm) => {
         const x = views[si]![tile * sizes[si]! + pos]! & masks[si]!;
         const img = tiles[tile]!.image;
         const size = cum[x + 1]! - cum[x]!;
         encoders[img]!.encode(cum[x]!, size);
         ideal[img] += Math.log2(total / size);
         nll[img] += modelBits(logits, off, x, norm);
+        counts[img]++;
         return x;
       }, o.onProgress);
       // The walk fed back exactly the images' values (padding aside): pasted back, they are the images.
@@ -353,10 +364,10 @@ export async function compressImages(src: ModelSource | CodecModels, input: Code
         coded = encodeContainer2(c);
         imageNames = namesOf(c.names, images.length, stem);
       }
-      const stats = images.map((im, i) => ({ name: imageNames[i]!, height: im.height, width: im.width, bytes: streams[i]!.length, ideal_bits: ideal[i]!, model_bits: nll[i]! }));
+      const stats = images.map((im, i) => ({ name: imageNames[i]!, height: im.height, width: im.width, bytes: streams[i]!.length, ideal_bits: ideal[i]!, model_bits: nll[i]!, coded: counts[i]! }));
       return {
         bytes: coded.bytes, version, batch, precision, stages: entries, header, sizes: coded.sizes, images: stats,
-        subpixels: images.reduce((a, im) => a + im.data.length, 0), tiles: tiles.length, seconds: (performance.now() - started) / 1000,
+        subpixels: images.reduce((a, im) => a + im.data.length, 0), tiles: tiles.length, walks, seconds: (performance.now() - started) / 1000,
       };
     } finally {
       if (opened) closeModels(opened);
@@ -385,7 +396,7 @@ function decodeWith(models: CodecModels, d: Decodable, file: string, onProgress?
   }
   const tiles = planTiles(d.sizes, th, tw);
   const decoders = d.streams.map((s) => new RangeDecoder(s, d.precision));
-  const final = runStages(models, tiles, d.sizes, d.batch, d.precision, (tile, si, _pos, cum) => {
+  const { out: final } = runStages(models, tiles, d.sizes, d.batch, d.precision, (tile, si, _pos, cum) => {
     const dec = decoders[tiles[tile]!.image]!;
     const V = models.stages[si]!.model.V;
     const x = findSymbol(cum, V, dec.target());
@@ -439,7 +450,16 @@ async function decodeV1(bytes: Uint8Array, file: string, o: DecompressOptions): 
 async function decodeV2(bytes: Uint8Array, file: string, o: DecompressOptions): Promise<Omit<DecompressResult, 'seconds'>> {
   const c = decodeContainer2(bytes, file);
   const ids = c.stages.map((s) => ({ weights: Buffer.from(s.weights).toString('hex'), probe: Buffer.from(s.probe).toString('hex') }));
-  const models = await openModelsById(ids, c.ema, { file, run: o.run, pipeline: o.pipeline });
+  const given = o.models;
+  if (given) {
+    if (given.stages.length !== ids.length) throw new FormatError(`${file} was coded with ${ids.length} stage(s); the models given have ${given.stages.length}`);
+    given.stages.forEach((s, i) => {
+      if (!s.weights.startsWith(ids[i]!.weights) || s.ema !== c.ema) {
+        throw new FormatError(`${file}: stage ${i + 1} was coded with the ${c.ema ? 'EMA ' : ''}weights sha256 ${ids[i]!.weights}…; the model given (${path.join(s.run, s.checkpoint)}) has ${s.weights.slice(0, 16)}…${s.ema ? ' (EMA)' : ''}`);
+      }
+    });
+  }
+  const models = given ?? (await openModelsById(ids, c.ema, { file, run: o.run, pipeline: o.pipeline }));
   try {
     const { height: th, width: tw, channels, bits } = models.image;
     const tiles = c.images.reduce((a, im) => a + Math.ceil(im.height / th) * Math.ceil(im.width / tw), 0);
@@ -451,7 +471,7 @@ async function decodeV2(bytes: Uint8Array, file: string, o: DecompressOptions): 
     }, file, o.onProgress);
     return { version: 2, images, channels, bits, header: null };
   } finally {
-    closeModels(models);
+    if (!given) closeModels(models);
   }
 }
 
