@@ -134,7 +134,10 @@ export function decodeContainer2(bytes: Uint8Array, file: string): ContainerV2 {
   }
   const batch = flags & FLAG_BATCH ? r.bounded('the batch', 1, MAX_BATCH) : DEFAULT_BATCH;
   const precision = flags & FLAG_PRECISION ? r.bounded('the precision', 2, MAX_PRECISION) : DEFAULT_PRECISION;
-  const count = r.bounded('the image count', 0, Math.floor(r.left / MIN_RECORD), `${r.left} bytes are left, and each image takes at least ${MIN_RECORD}`);
+  const count = r.varint('the image count');
+  if (count > Math.floor(r.left / MIN_RECORD)) {
+    throw new FormatError(`${file}: the image count is ${count}; expected 0..${Math.floor(r.left / MIN_RECORD)} (${r.left} bytes are left, and each image takes at least ${MIN_RECORD})`);
+  }
   const str = (what: string): string => {
     const n = r.bounded(`${what}'s length`, 0, 200);
     return Buffer.from(r.take(n, what)).toString('utf8');
@@ -163,7 +166,8 @@ export function decodeContainer2(bytes: Uint8Array, file: string): ContainerV2 {
     if (problem) throw new FormatError(`${file}: image ${i} declares a size of ${problem}`);
     pixels += height * width;
     if (pixels > MAX_FILE_SUBPIXELS) throw new FormatError(`${file}: its images declare more than ${MAX_FILE_SUBPIXELS} pixels together (image ${i} passes it)`);
-    const n = r.bounded(`image ${i}'s stream length`, 0, Math.max(0, r.left - HASH_BYTES), `${r.left} bytes are left`);
+    const n = r.varint(`image ${i}'s stream length`);
+    if (n > r.left - HASH_BYTES) throw new FormatError(`${file}: image ${i}'s stream length is ${n}; expected 0..${Math.max(0, r.left - HASH_BYTES)} (${r.left} bytes are left, its pixel hash included)`);
     const hash = new Uint8Array(r.take(HASH_BYTES, `image ${i}'s pixel hash`));
     images.push({ height, width, hash, stream: new Uint8Array(r.take(n, `image ${i}'s stream`)) });
   }
