@@ -4,6 +4,7 @@
 import * as path from 'node:path';
 import type { Command } from 'commander';
 import { ArgError } from '../errors.js';
+import { orList } from '../format.js';
 
 type Parser<T> = (value: string) => T;
 
@@ -94,10 +95,7 @@ export function defaultRunDir(prefix: string, now = new Date()): string {
   return path.join('runs', `${prefix}-${now.toISOString().replace(/[:.]/g, '-').slice(0, 19)}`);
 }
 
-/** "a, b or c". */
-export function orList(values: readonly string[]): string {
-  return values.length < 2 ? values.join('') : `${values.slice(0, -1).join(', ')} or ${values[values.length - 1]}`;
-}
+export { orList } from '../format.js';
 
 // Help texts shared by several commands. Defaults commander shows itself ("(default: cpu)") are
 // not repeated here; a default that is not a fixed value is described in words as "(default: ...)".

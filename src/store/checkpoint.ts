@@ -43,7 +43,15 @@ const STEP_NAME = /^step-(\d{8})$/;
 /** Where damaged checkpoints are moved (never deleted). */
 export const damagedFolder = (dir: string) => path.join(runFiles(dir).checkpoints, 'damaged');
 
-export function saveCheckpoint(dir: string, name: string, s: { model: SPN; ema: EMA; optim: AdamW; meta: CheckpointMeta }): void {
+/** What a checkpoint holds: the weights, their EMA, the optimizer's state and the run's counters. */
+export interface CheckpointParts {
+  model: SPN;
+  ema: EMA;
+  optim: AdamW;
+  meta: CheckpointMeta;
+}
+
+export function saveCheckpoint(dir: string, name: string, s: CheckpointParts): void {
   const folder = runFiles(dir).checkpoints;
   const bytes = torch.tidy(() => {
     const tensors: Record<string, torch.Tensor> = {};

@@ -28,35 +28,51 @@ export interface EvaluateOptions {
    * the totals are summed from.
    */
   onImages?: (first: number, nats: Float64Array) => void;
+  /**
+   * Evaluate one shard of the batches: batches rank, rank + size, ... of this partition into
+   * batches, with the per-image NLLs summed over the shards by `sum` (exact: each entry comes
+   * from one shard), so that every shard returns the totals of the whole set, bit for bit those
+   * of one process (a training job's ranks; train/world.ts).
+   */
+  shard?: EvalShard;
+}
+
+export interface EvalShard {
+  rank: number;
+  size: number;
+  sum(values: Float64Array): Float64Array;
 }
 
 export function evaluate(model: SPN, set: ImageSet, o: EvaluateOptions = {}): EvalResult {
   const n = Math.min(set.n, o.limit ?? set.n);
   const bs = o.batchSize ?? 64;
   const [first, end] = [model.firstSlice, model.S * model.S];
-  const perSlice = new Float64Array(end);
+  const { rank, size } = o.shard ?? { rank: 0, size: 1 };
+  const perImage = new Float64Array(n * end);
   const wasTraining = model.training;
   model.eval();
   try {
-    for (let i = 0; i < n; i += bs) {
+    for (let i = rank * bs; i < n; i += size * bs) {
       const m = Math.min(bs, n - i);
       torch.noGrad(() => torch.tidy(() => {
         const batch = toBatch(set.read(i, m), m, model.cfg, model.device);
-        const images = new Float64Array(m * end);
+        const images = perImage.subarray(i * end, (i + m) * end);
         for (let k = first; k < end; k++) {
-          const nll = model.nll(batch, torch.full([m], k, { dtype: 'int64', device: model.device })).to('float64').data() as Float64Array;
-          for (let j = 0; j < m; j++) {
-            images[j * end + k] = nll[j]!;
-            perSlice[k]! += nll[j]!;
-          }
+          // One slice at a time, its tensors freed before the next: memory does not grow with S².
+          const nll = torch.tidy(() => model.nll(batch, torch.full([m], k, { dtype: 'int64', device: model.device })).to('float64').data() as Float64Array);
+          for (let j = 0; j < m; j++) images[j * end + k] = nll[j]!;
         }
-        o.onImages?.(i, images);
+        o.onImages?.(i, images.slice());
       }));
-      o.onProgress?.(i + m, n);
+      o.onProgress?.(Math.min(n, i + m), n);
     }
   } finally {
     model.train(wasTraining);
   }
+  const all = o.shard ? o.shard.sum(perImage) : perImage;
+  // Summed per slice image after image, in the order of one process whatever the shards.
+  const perSlice = new Float64Array(end);
+  for (let j = 0; j < n; j++) for (let k = first; k < end; k++) perSlice[k]! += all[j * end + k]!;
   return evalTotals(perSlice, n, first, model.dimsPerSlice);
 }
 

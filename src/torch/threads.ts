@@ -7,7 +7,8 @@
 //      every core) gets every core; 'blas' (fp32 training) every core on libtorch 2.x, whose
 //      MKL and oneDNN kernels use them, and one on Debian's 1.13, where two threads measured
 //      slower than one; 'ops' (evaluation, sampling, coding: many small ops, where extra threads
-//      mostly contend) gets one. The measurements behind this are in docs/experiments.md.
+//      mostly contend) gets one. The measurements behind this are in docs/experiments.md;
+//   4. ranks of a data-parallel job that share this machine's CPU share that count out.
 import * as os from 'node:os';
 import { ArgError } from '../errors.js';
 import { libtorchMajor, native } from './binding.js';
@@ -23,13 +24,19 @@ export function envThreads(): number | undefined {
   return n;
 }
 
-/** The thread count for `work`, given an explicit request (undefined: none). */
-export function threadsFor(work: ThreadWork, asked?: number): number {
+/**
+ * The thread count for `work`, given an explicit request (undefined: none) and the number of
+ * processes that share this machine's cores for it (the ranks of a job on one machine; 1 alone).
+ */
+export function threadsFor(work: ThreadWork, asked?: number, sharers = 1): number {
   if (asked !== undefined) {
     if (!Number.isInteger(asked) || asked < 1) throw new ArgError(`threads ${asked}: expected a positive integer`);
     return asked;
   }
-  return envThreads() ?? (work === 'bf16' || (work === 'blas' && libtorchMajor >= 2) ? os.availableParallelism() : 1);
+  const env = envThreads();
+  if (env !== undefined) return env;
+  const all = work === 'bf16' || (work === 'blas' && libtorchMajor >= 2) ? os.availableParallelism() : 1;
+  return Math.max(1, Math.floor(all / sharers));
 }
 
 

@@ -2,10 +2,11 @@
 // and the run config they resolve to, for a new run, a resumed run or a fine-tuning run.
 import * as path from 'node:path';
 import { ArgError } from '../errors.js';
-import { getPreset, parseModelConfig, parseTrainConfig, type ModelConfig, type TrainConfig } from '../spn/config.js';
+import { getPreset, parseModelConfig, parseTrainConfig, type ModelConfig, type Preset, type TrainConfig } from '../spn/config.js';
 import * as torch from '../torch/index.js';
 import type { Rendezvous } from '../torch/distributed.js';
 import type { RunConfig } from '../store/run.js';
+import { checkOptions, resumeConflicts } from './schema.js';
 
 export type SetValue = number | string | boolean;
 
@@ -45,6 +46,10 @@ export interface TrainOptions {
   rendezvous?: Rendezvous;
   /** Data-parallel training: seconds any rank waits for the others (the rendezvous, each collective). Default 600. */
   distTimeoutS?: number;
+  /** Data-parallel training: the gradient buckets' size in MiB (c10d's Reducer, as DDP's bucket_cap_mb). Default 25. */
+  bucketCapMb?: number;
+  /** Data-parallel training: the first bucket's size in MiB (DDP's first bucket, reduced earliest in backward). Default 1. */
+  firstBucketCapMb?: number;
   /** Test hook: stop (as Ctrl-C would) once this step is reached. */
   interruptAtStep?: number;
   /** Called with each logged training record (tests, the demo, API users). */
@@ -75,38 +80,43 @@ export interface TrainProgress {
 export const DEFAULT_PRESET = 'fmnist-cpu';
 export const DEFAULT_DATA = 'fashion-mnist';
 
-const positiveInt = (name: string, v: number | undefined, min = 1) => {
-  if (v !== undefined && !(Number.isInteger(v) && v >= min)) throw new ArgError(`${name} ${v}: expected an integer ≥ ${min}`);
-};
+/**
+ * The options of one `train()` call, checked and resolved once, before anything is read or
+ * written: every value against its row of the option table (schema.ts), the combinations, the
+ * device, and for a new run its preset and training settings.
+ */
+export interface ResolvedOptions {
+  o: TrainOptions;
+  /** The run folder, absolute. */
+  dir: string;
+  /** A new run's preset (name and settings) and its training config; null for --resume (they come from the run). */
+  fresh: { presetName: string; preset: Preset; train: TrainConfig } | null;
+}
 
-/** Checks every option that can be checked without reading files; throws before anything is written. */
-export function validateTrainOptions(o: TrainOptions): void {
-  // a resumed run continues to its saved limit unless given a new one
-  if (!o.resume && o.minutes === undefined && o.steps === undefined) throw new ArgError('train needs --minutes or --steps');
-  if (o.minutes !== undefined && !(Number.isFinite(o.minutes) && o.minutes > 0)) throw new ArgError(`--minutes ${o.minutes}: expected a positive number`);
-  positiveInt('--steps', o.steps);
-  positiveInt('--seed', o.seed, 0);
-  positiveInt('--bits', o.bits);
-  positiveInt('--given-bits', o.givenBits);
-  positiveInt('--scale', o.scale);
-  positiveInt('--subsample', o.subsample);
-  positiveInt('--size', o.size);
-  positiveInt('--batch-size', o.batchSize);
-  positiveInt('--threads', o.threads);
-  if (o.lr !== undefined && !(Number.isFinite(o.lr) && o.lr > 0)) throw new ArgError(`--lr ${o.lr}: expected a positive number`);
-  if (o.distTimeoutS !== undefined && !(Number.isFinite(o.distTimeoutS) && o.distTimeoutS > 0 && o.distTimeoutS <= 86_400)) {
-    throw new ArgError(`--dist-timeout ${o.distTimeoutS}: expected seconds above 0 and at most 86400`);
-  }
-  if (o.stage !== undefined && !['full', 'size', 'depth'].includes(o.stage)) throw new ArgError(`--stage ${String(o.stage)}: expected full, size or depth`);
-  if (o.resume && o.initFrom) throw new ArgError('--resume continues a run and --init-from starts a new one from another run\'s weights: give one of them');
-  for (const k of Object.keys(o.set ?? {})) {
-    if (!k.startsWith('model.') && !k.startsWith('train.')) throw new ArgError(`--set ${k}: expected model.<key> or train.<key>`);
-  }
-  if (o.initFrom && Object.keys(o.set ?? {}).some((k) => k.startsWith('model.'))) {
-    throw new ArgError(`--init-from ${o.initFrom} takes that run's architecture; model.* settings cannot change it (train.* settings can)`);
-  }
+/** Checks every option that can be checked without reading files and resolves them; throws an ArgError before anything is written. */
+export function resolveTrainOptions(o: TrainOptions): ResolvedOptions {
+  checkOptions(o);
   if (o.device !== undefined) checkDevice(o.device);
-  if (o.preset !== undefined) getPreset(o.preset); // unknown preset: the list of known ones
+  let fresh: ResolvedOptions['fresh'] = null;
+  if (!o.resume) {
+    const presetName = o.preset ?? DEFAULT_PRESET;
+    const preset = getPreset(presetName); // unknown preset: the list of known ones
+    const train = parseTrainConfig({
+      ...preset.train,
+      ...overrides(o, 'train'),
+      ...(o.batchSize !== undefined ? { batchSize: o.batchSize } : {}),
+      ...(o.lr !== undefined ? { lr: o.lr } : {}),
+    });
+    fresh = { presetName, preset, train };
+  } else if (o.preset !== undefined) {
+    getPreset(o.preset);
+  }
+  return { o, dir: path.resolve(o.out), fresh };
+}
+
+/** The bits of stored values a new run reads (before its data is loaded). */
+export function dataBitsOf(r: ResolvedOptions): number {
+  return r.o.stage === 'depth' ? 8 : (r.o.bits ?? r.fresh!.preset.model.bits);
 }
 
 /** 'cpu', 'cuda' or 'cuda:N', on a device this libtorch build and machine have. */
@@ -133,9 +143,10 @@ function overrides(o: TrainOptions, section: 'model' | 'train'): Record<string, 
  * The config of a new run, from the options, the data's image shape and, when fine-tuning, the
  * source run's model config (its architecture: the new run must read images of the same shape).
  */
-export function newRunConfig(o: TrainOptions, shape: { h: number; w: number; c: number }, source?: { model: ModelConfig; from: string }): RunConfig {
-  const presetName = o.preset ?? DEFAULT_PRESET;
-  const preset = getPreset(presetName);
+export function newRunConfig(r: ResolvedOptions, shape: { h: number; w: number; c: number }, source?: { model: ModelConfig; from: string }): RunConfig {
+  const { o } = r;
+  if (!r.fresh) throw new Error('newRunConfig: a resumed run has its own config');
+  const { presetName, preset, train } = r.fresh;
   const stage = source?.model.stage ?? o.stage ?? 'full';
   let model: ModelConfig;
   if (source) {
@@ -157,7 +168,6 @@ export function newRunConfig(o: TrainOptions, shape: { h: number; w: number; c: 
       ...(o.scale !== undefined ? { scale: o.scale } : {}),
     });
   }
-  const train = newTrainConfig(o);
   return {
     name: path.basename(path.resolve(o.out)),
     preset: presetName,
@@ -177,16 +187,6 @@ export function newRunConfig(o: TrainOptions, shape: { h: number; w: number; c: 
   };
 }
 
-/** The training settings of a new run: the preset's, with --set train.*, --batch-size and --lr. */
-export function newTrainConfig(o: TrainOptions): TrainConfig {
-  return parseTrainConfig({
-    ...getPreset(o.preset ?? DEFAULT_PRESET).train,
-    ...overrides(o, 'train'),
-    ...(o.batchSize !== undefined ? { batchSize: o.batchSize } : {}),
-    ...(o.lr !== undefined ? { lr: o.lr } : {}),
-  });
-}
-
 /**
  * A data-parallel run splits each global batch evenly: every rank takes batch / world images.
  * `what` names where the batch size comes from.
@@ -201,38 +201,13 @@ export function checkBatchSplit(batchSize: number, worldSize: number, what: stri
   }
 }
 
-/** The bits of stored values a new run reads (before its data is loaded). */
-export function dataBitsFor(o: TrainOptions): number {
-  return o.stage === 'depth' ? 8 : (o.bits ?? getPreset(o.preset ?? DEFAULT_PRESET).model.bits);
-}
-
 /**
  * A resumed run's config: its saved config with the limits (--steps, --minutes) and --device of
  * this call. Any other option that would change the run is refused, naming each one with the
  * run's value (start a new run with --init-from to change them).
  */
 export function resumedRunConfig(o: TrainOptions, prior: RunConfig): RunConfig {
-  const m = prior.model;
-  const conflicts: string[] = [];
-  const check = (flag: string, given: SetValue | undefined, saved: SetValue | null) => {
-    if (given !== undefined && given !== saved) conflicts.push(`${flag} ${given} (the run has ${saved})`);
-  };
-  check('--preset', o.preset, prior.preset);
-  check('--data', o.data, prior.data);
-  check('--seed', o.seed, prior.seed);
-  check('--stage', o.stage, prior.stage);
-  check('--bits', o.bits, m.bits);
-  check('--given-bits', o.givenBits, m.givenBits);
-  check('--scale', o.scale, m.scale);
-  check('--subsample', o.subsample, prior.subsample);
-  check('--size', o.size, prior.size);
-  check('--batch-size', o.batchSize, prior.train.batchSize);
-  check('--lr', o.lr, prior.train.lr);
-  for (const [key, value] of Object.entries(o.set ?? {})) {
-    const [section, field] = key.split('.', 2) as ['model' | 'train', string];
-    const saved = (prior[section] as Record<string, SetValue>)[field] ?? null;
-    if (value !== saved) conflicts.push(`--set ${key}=${value} (the run has ${saved})`);
-  }
+  const conflicts = resumeConflicts(o, prior);
   if (conflicts.length) {
     throw new ArgError(`--resume continues ${prior.name} with its own settings; these would change it: ${conflicts.join(', ')}. Start a new run from its weights with --init-from instead`);
   }

@@ -1,16 +1,18 @@
 // The training loop, flat and visible: step, log, evaluate, sample, checkpoint; then finish.
 // What each of those does is in session.ts; what the options mean is in options.ts.
 import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { SpnError, WriteError } from '../errors.js';
+import { ArgError, SpnError, WriteError } from '../errors.js';
 import { writeRemedy } from '../fsutil.js';
 import * as torch from '../torch/index.js';
 import { listCheckpoints } from '../store/checkpoint.js';
-import { createProgress, formatDuration } from './progress.js';
-import { validateTrainOptions, type TrainOptions } from './options.js';
-import { DataParallel, DEFAULT_DIST_TIMEOUT_S, jobFromEnv, rankThreads } from './parallel.js';
-import { threadWork, TrainingSession, useBf16 } from './session.js';
 import { runFiles, type RunConfig, type RunStatus } from '../store/run.js';
+import { agreedRecord, describeDifference } from './schema.js';
+import { C10dWorld, DEFAULT_DIST_TIMEOUT_S, jobFromEnv } from './c10d-world.js';
+import { openRun } from './open.js';
+import { createProgress, formatDuration } from './progress.js';
+import { resolveTrainOptions, type ResolvedOptions, type TrainOptions } from './options.js';
+import { threadWork, type TrainingSession, useBf16 } from './session.js';
+import { LocalWorld, type World } from './world.js';
 
 export type { TrainOptions, TrainProgress } from './options.js';
 export { threadWork, useBf16 };
@@ -35,49 +37,54 @@ const LOG_EVERY = 10; // steps per train record
  * Trains a model and writes its run folder (docs/run-folder.md). With RANK or WORLD_SIZE in the
  * environment (torchrun, `spn train --nproc`, srun, a PyTorchJob), or o.rendezvous, this process
  * is one rank of a data-parallel job: every rank runs this same loop on its share of each global
- * batch, and rank 0 alone writes the run folder and shows progress (parallel.ts).
+ * batch, and rank 0 alone writes the run folder and shows progress (c10d-world.ts). Alone, the
+ * loop is the same in a world of one (world.ts).
  */
 export async function train(o: TrainOptions): Promise<TrainResult> {
-  validateTrainOptions(o); // nothing is written before this passes
+  const r = resolveTrainOptions(o); // nothing is written before this passes
   const rv = o.rendezvous ?? (torch.distributed.launchedDistributed() ? jobFromEnv() : null);
-  const par = rv ? DataParallel.join(rv, { device: o.device ?? 'cpu', timeoutS: o.distTimeoutS ?? DEFAULT_DIST_TIMEOUT_S }) : null;
+  const world: World = rv ? C10dWorld.join(rv, { device: o.device ?? 'cpu', timeoutS: o.distTimeoutS ?? DEFAULT_DIST_TIMEOUT_S }) : new LocalWorld();
   try {
-    return await trainOn(o, par);
+    return await trainIn(r, world);
   } finally {
-    par?.destroy();
+    world.destroy();
   }
 }
 
-async function trainOn(o: TrainOptions, par: DataParallel | null): Promise<TrainResult> {
-  const root = !par || par.isRoot; // the rank that logs and writes
+async function trainIn(r: ResolvedOptions, world: World): Promise<TrainResult> {
+  const { o } = r;
+  const root = world.writes; // the rank that logs and writes
   const log = (m: string) => o.quiet || !root || process.stderr.write(m + '\n');
   const warn = (m: string) => process.stderr.write(`warning: ${m}\n`); // even with --quiet: a damaged checkpoint was skipped
   let s: TrainingSession;
   try {
-    par?.checkOptions(o); // every rank runs the same command
-    s = await TrainingSession.open(o, log, warn, par);
+    // every rank runs the same command
+    world.same('compare its options', JSON.stringify(agreedRecord(o, torch.native.info().version)), (a, b, rank) =>
+      new ArgError(`the ranks were started with different options: ${describeDifference(JSON.parse(a) as Record<string, unknown>, JSON.parse(b) as Record<string, unknown>, rank)}; every rank must run the same spn train command`));
+    s = await openRun(r, world, log, warn);
   } catch (err) {
-    if (err instanceof WriteError) throw stoppedByWrite(err, path.resolve(o.out), null, { steps: o.steps ?? null, minutes: o.minutes ?? null });
-    throw par ? par.explain(err) : err;
+    if (err instanceof WriteError) throw stoppedByWrite(err, r.dir, null, { steps: o.steps ?? null, minutes: o.minutes ?? null });
+    throw world.explain(err);
   }
   const { cfg } = s;
   if (cfg.train.precision === 'bf16' && !s.bf16 && !s.onCuda) {
     log(`precision: bf16 asked for, but fp32 trains faster on this CPU with libtorch ${torch.native.info().version} (bf16 pays with AMX, or AVX512-BF16 on libtorch 1.x: docs/experiments.md): training in fp32`);
   }
   const work = threadWork(s.bf16, s.onCuda);
-  const threads = torch.threadsFor(work, o.threads ?? torch.envThreads() ?? (par && !s.onCuda ? rankThreads(work, par.localWorldSize) : undefined));
-  if (!s.onCuda) log(`precision: ${s.bf16 ? 'bf16 autocast' : 'fp32'}, ${threads} CPU thread${threads > 1 ? 's' : ''}${par ? ' per rank' : ''}`);
+  const threads = torch.threadsFor(work, o.threads, s.onCuda ? 1 : world.localSize);
+  if (!s.onCuda) log(`precision: ${s.bf16 ? 'bf16 autocast' : 'fp32'}, ${threads} CPU thread${threads > 1 ? 's' : ''}${world.size > 1 ? ' per rank' : ''}`);
 
   // Ctrl-C or SIGTERM: finish the step, write a checkpoint, stop. A second Ctrl-C quits at once.
-  // Data-parallel: rank 0's signal decides, and every rank stops after the same step (the flag
+  // In a job, rank 0's signal decides, and every rank stops after the same step (the flag
   // travels with the step's collectives); a second signal within a second of the first (a
   // launcher passing on the terminal's) counts as the same one.
   let interruptedAt: number | null = null;
+  const job = world.size > 1;
   const onSignal = () => {
-    if (interruptedAt !== null && (!par || Date.now() - interruptedAt > 1000)) process.exit(130);
+    if (interruptedAt !== null && (!job || Date.now() - interruptedAt > 1000)) process.exit(130);
     if (interruptedAt !== null) return;
     interruptedAt = Date.now();
-    log(`\ninterrupted: ${par ? 'all ranks stop after this step; rank 0 writes a checkpoint' : 'writing a checkpoint'}, then exiting (Ctrl-C again to quit now)`);
+    log(`\ninterrupted: ${job ? 'all ranks stop after this step; rank 0 writes a checkpoint' : 'writing a checkpoint'}, then exiting (Ctrl-C again to quit now)`);
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
@@ -165,7 +172,7 @@ async function trainOn(o: TrainOptions, par: DataParallel | null): Promise<Train
       // A file that could not be written, or a rank that failed, stops the run with one line:
       // what happened, the last good checkpoint and how to resume. A libtorch error arrives as
       // SpnError('E_NATIVE'); anything else is a bug in this code and travels on as it is.
-      const err = stopped(par ? par.explain(failure) : failure, s, cfg);
+      const err = stopped(world.explain(failure), s, cfg);
       try {
         s.writeStatus('failed', null, err instanceof Error ? err.message : String(err));
       } catch {
@@ -182,7 +189,7 @@ async function trainOn(o: TrainOptions, par: DataParallel | null): Promise<Train
   log(`${state}: step ${s.step}, ${formatDuration(s.elapsed())}, test bpd ${bpd(s.lastTestBpd)} (best ${bpd(s.bestTestBpd)}) -> ${s.dir}`);
   return {
     dir: s.dir, step: s.step, state, lastTestBpd: s.lastTestBpd, bestTestBpd: s.bestTestBpd, elapsedS: s.elapsed(),
-    weightsSha256, rank: par?.rank ?? 0, worldSize: par?.worldSize ?? 1,
+    weightsSha256, rank: world.rank, worldSize: world.size,
   };
 }
 
@@ -193,7 +200,7 @@ async function trainOn(o: TrainOptions, par: DataParallel | null): Promise<Train
  */
 function stopped(err: unknown, s: TrainingSession, limits: Pick<RunConfig, 'steps' | 'minutes'>): unknown {
   if (err instanceof WriteError) return stoppedByWrite(err, s.dir, s.step, limits);
-  if (err instanceof SpnError && err.code === 'E_DIST' && s.writes && s.par) {
+  if (err instanceof SpnError && err.code === 'E_DIST' && s.world.writes) {
     const parts = [err.message, ...resumeParts(s.dir, s.step, limits, 'fix what stopped it', ' (on any number of ranks)')];
     return new SpnError('E_DIST', parts.join('; '), { cause: err });
   }

@@ -210,7 +210,7 @@ describe('help texts', () => {
   it('train describes --out in words and says which flags --resume takes', async () => {
     const r = await spn(['train', '--help'], { env: NO_LIBTORCH });
     expect(r.stdout.replace(/\s+/g, ' ')).toContain('--out <dir> run folder (default: a new folder runs/run-<date>T<time>)');
-    expect(r.stdout.replace(/\s+/g, ' ')).toMatch(/--resume .*only --steps, --minutes, --device, --threads, --quiet apply/);
+    expect(r.stdout.replace(/\s+/g, ' ')).toMatch(/--resume .*only --minutes, --steps, --device, --threads, --quiet, --dist-timeout, --bucket-cap-mb, --first-bucket-cap-mb and the launch options apply/);
     expect(r.stdout).toMatch(/--init-from <run>/);
   });
 });

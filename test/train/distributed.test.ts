@@ -18,7 +18,7 @@ import { headSet, loadDataset } from '../../src/data/index.js';
 import { checkCheckpoint, listCheckpoints, loadModel, readCheckpoint } from '../../src/store/checkpoint.js';
 import { evaluate } from '../../src/store/evaluate.js';
 import { freePort, planLaunch } from '../../src/train/launch.js';
-import { jobFromEnv, rankDevice } from '../../src/train/parallel.js';
+import { jobFromEnv, rankDevice } from '../../src/train/c10d-world.js';
 import { renderBenchmarksMd } from '../../bench/report.js';
 import type { DistributedReport } from '../../bench/distributed.js';
 import { runFiles } from '../../src/store/run.js';

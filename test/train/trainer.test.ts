@@ -236,7 +236,7 @@ describe('options', () => {
   it('zero or negative counts are refused with the option named', async () => {
     for (const [key, flag] of [['steps', '--steps'], ['batchSize', '--batch-size'], ['scale', '--scale'], ['subsample', '--subsample'], ['size', '--size']] as const) {
       const o = opts({ steps: 1, [key]: 0 });
-      await expectCode(train(o), 'E_ARG', new RegExp(`${flag} 0: expected an integer`));
+      await expectCode(train(o), 'E_ARG', new RegExp(`${flag} 0: expected a positive integer`));
       expect(fs.existsSync(o.out)).toBe(false);
     }
     await expectCode(train(opts({ minutes: -1 })), 'E_ARG', /--minutes -1: expected a positive number/);
