@@ -38,7 +38,7 @@ import * as os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { ArgError, SpnError, type SpnErrorCode } from '../errors.js';
 import * as torch from '../torch/index.js';
-import { envRendezvous, initProcessGroup, type Backend, type ProcessGroup, type Rendezvous } from '../torch/distributed.js';
+import { envRendezvous, initProcessGroup, type Backend, type ProcessGroup, type Reducer, type Rendezvous } from '../torch/distributed.js';
 import type { BucketCaps, GradientSync, StepValues, World } from './world.js';
 
 /** Seconds any rank waits for the others (the rendezvous, each collective, each store read) by default. */
@@ -108,6 +108,9 @@ export class C10dWorld implements World {
   readonly pg: ProcessGroup;
   /** Milliseconds spent waiting in the per-step collectives since takeWaitMs last asked. */
   #waitMs = 0;
+  #reducer: Reducer | null = null;
+  /** The Reducer's total exposed communication at the last takeWaitMs. */
+  #exposedBefore = 0;
   #peers: { host: string; pid: number }[] = [];
   #explained = new WeakSet<Error>();
 
@@ -217,18 +220,14 @@ export class C10dWorld implements World {
   }
 
   gradients(params: torch.Tensor[], caps: BucketCaps): GradientSync {
-    void caps; // INTERIM until the Reducer binding lands: after-backward coalesced all-reduce
+    const reducer = this.pg.reducer(params, { bucketCapBytes: Math.round(caps.bucketBytes), firstBucketCapBytes: Math.round(caps.firstBucketBytes) });
+    this.#reducer = reducer;
     return {
-      prepare: () => {},
-      finish: () => {
-        const t0 = performance.now();
-        torch.tidy(() => {
-          const grads = params.map((p) => p.grad ?? ((p.grad = torch.zerosLike(p)), p.grad!));
-          this.pg.allReduceCoalesced(grads, { average: true });
-        });
-        this.#waitMs += performance.now() - t0;
+      backward: (loss) => reducer.backward(loss),
+      dispose: () => {
+        if (this.#reducer === reducer) this.#reducer = null;
+        reducer.dispose();
       },
-      dispose: () => {},
     };
   }
 
@@ -249,7 +248,17 @@ export class C10dWorld implements World {
   }
 
   takeWaitMs(): number {
-    const ms = this.#waitMs;
+    // The Reducer's exposed communication (what backward waited for after its computation
+    // ended), from its own timings: a running average over the timed backwards (every one on
+    // Gloo), taken as a total since the last call.
+    let exposed = 0;
+    const s = this.#reducer && !this.#reducer.isDisposed ? this.#reducer.stats() : null;
+    if (s && s.exposedCommMs !== null) {
+      const total = s.exposedCommMs * s.sampled;
+      exposed = total - this.#exposedBefore;
+      this.#exposedBefore = total;
+    }
+    const ms = this.#waitMs + exposed;
     this.#waitMs = 0;
     return ms;
   }

@@ -160,12 +160,10 @@ export class TrainingSession {
       const forward = () => model.nll(given ? { x, given } : { x }, k).mean().div(model.dimsPerSlice * Math.LN2);
       return this.withDropoutStream(() => {
         const bpd = this.bf16 ? torch.autocast(this.onCuda ? 'cuda' : 'cpu', forward) : forward();
-        this.grads.prepare();
-        bpd.backward(); // the world's all-reduce of each gradient bucket starts as the bucket is ready
+        this.grads.backward(bpd); // in a job, each gradient bucket's all-reduce starts as the bucket is ready
         return bpd.item();
       });
     });
-    this.grads.finish();
     const agreed = world.agreeStep({ loss: local, elapsed: this.ownElapsed(), stop: stop(), gradNorm: gradNorm(this.params) });
     this.agreedElapsed = agreed.elapsed;
     if (!Number.isFinite(agreed.loss)) {

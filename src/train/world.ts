@@ -19,10 +19,12 @@ export interface StepValues {
 
 /** The gradient reduction of a model's parameters over the ranks (c10d's Reducer in a job). */
 export interface GradientSync {
-  /** Before each backward pass. */
-  prepare(): void;
-  /** After it: every parameter's gradient is the mean over the ranks, the same on every rank. */
-  finish(): void;
+  /**
+   * loss.backward(); on return every parameter's gradient is the mean over the ranks, the same
+   * bits on every rank (in a job, each bucket's all-reduce starts during backward, as soon as
+   * its gradients are ready).
+   */
+  backward(loss: Tensor): void;
   dispose(): void;
 }
 
@@ -73,7 +75,7 @@ export interface World {
   destroy(): void;
 }
 
-const NO_SYNC: GradientSync = { prepare() {}, finish() {}, dispose() {} };
+const ALONE: GradientSync = { backward: (loss) => loss.backward(), dispose() {} };
 
 /** One process: the world of one. */
 export class LocalWorld implements World {
@@ -104,7 +106,7 @@ export class LocalWorld implements World {
   }
 
   gradients(): GradientSync {
-    return NO_SYNC;
+    return ALONE;
   }
 
   agreeStep(local: StepValues): StepValues {
