@@ -143,7 +143,7 @@ export function checkValue(name: string, v: ValueKind, x: unknown): void {
     const bad = Object.keys(x as object).find((k) => !/^(model|train)\.\w+$/.test(k));
     throw new ArgError(`${name} ${bad ?? JSON.stringify(x)}: expected ${expected(v)}`);
   }
-  throw new ArgError(`${name} ${typeof x === 'string' ? x : JSON.stringify(x)}: expected ${expected(v)}`);
+  throw new ArgError(`${name} ${typeof x === 'object' && x !== null ? JSON.stringify(x) : String(x)}: expected ${expected(v)}`);
 }
 
 /**
