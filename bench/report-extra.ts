@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import type { EngineReport } from './engine.js';
 import type { ThroughputReport } from './throughput.js';
 import type { DistributedReport } from './distributed.js';
-import type { CodecReport } from './codec.js';
+import type { CodecMosaicReport, CodecReport, CodecSingleReport, RunTraining } from './codec.js';
 import type { OodReport } from './ood.js';
 import type { GpuCheckReport } from './gpu-check.js';
 import type { MachineInfo } from './machine.js';
@@ -105,6 +105,49 @@ export function codecSection(dir: string): string {
     ...[...new Set(reports.map((r) => r.note).filter((n) => n !== undefined))].map((n) => `\nTimings: ${n}.`),
     ...(failed.length ? ['', ...failed] : []),
   ].join('\n');
+}
+
+const trainedText = (t: RunTraining | null): string => (t ? `trained ${fmt(t.seconds / 60, 1)} minutes (${int(t.steps)} steps)` : 'training time not recorded');
+const flagsText = (flags: string[]): string => (flags.length ? flags.join(', ') : 'none of avx2, avx512f, avx512_bf16, amx_tile');
+
+/** Single-image files (bench/codec.ts benchCodecSingle) and mosaics (benchCodecMosaic), when their reports are there. */
+export function codecTilesSection(dir: string): string {
+  const single = read<CodecSingleReport | NotRunFields>(path.join(dir, 'codec-single.json'));
+  const mosaic = read<CodecMosaicReport | NotRunFields>(path.join(dir, 'codec-mosaic.json'));
+  const parts: string[] = [];
+  if (single && !failedOrMissing(single)) {
+    const r = single as CodecSingleReport;
+    const [png, webp] = [r.baselines.find((b) => b.coder === 'png')!, r.baselines.find((b) => b.coder === 'webp')!];
+    parts.push(
+      `### One image per file
+
+${r.images} images (${r.data}), each compressed alone into a version 2 \`.spn\` file with \`${r.run}\` (${trainedText(r.trained)}); CPU flags ${flagsText(r.cpu_flags)}; ${r.date.slice(0, 16)} by \`${r.command}\`.`,
+      '',
+      '| per file | `.spn` | PNG (max compression) | WebP lossless |',
+      '| --- | --: | --: | --: |',
+      `| mean bytes | ${fmt(r.spn.mean_file_bytes, 1)} (stream ${fmt(r.spn.mean_stream_bytes, 1)} + container ${fmt(r.spn.mean_container_bytes, 1)}, at most ${int(r.spn.max_container_bytes)}) | ${fmt(png.mean_file_bytes, 1)} | ${fmt(webp.mean_file_bytes, 1)} |`,
+      `| bits per sub-pixel | ${fmt(r.spn.bits_per_subpixel, 3)} (model NLL ${fmt(r.spn.model_bits_per_subpixel, 3)}) | ${fmt(png.bits_per_subpixel, 3)} | ${fmt(webp.bits_per_subpixel, 3)} |`,
+      `| files where \`.spn\` is smaller | | ${r.smaller_than.png}/${r.images} | ${r.smaller_than.webp}/${r.images} |`,
+      `| exact round trips | ${r.spn.round_trip_exact}/${r.images} | ${png.round_trip_exact}/${r.images} | ${webp.round_trip_exact}/${r.images} |`,
+      '',
+      `Encode ${fmt(r.spn.encode_seconds_per_image, 3)} s, decode ${fmt(r.spn.decode_seconds_per_image, 3)} s per image (${r.note}).`,
+    );
+  } else if (single) parts.push(`- \`codec-single.json\`: ${notRunText(single as NotRunFields, 'codec-single')}`);
+  if (mosaic && !failedOrMissing(mosaic)) {
+    const r = mosaic as CodecMosaicReport;
+    parts.push(
+      `### Large images as tiles
+
+The ${r.images} images of ${r.data} laid out as mosaics, each mosaic one version 2 \`.spn\` file of ${r.tile[1]}×${r.tile[0]} tiles coded in batches of ${r.batch}, with \`${r.run}\` (${trainedText(r.trained)}); CPU flags ${flagsText(r.cpu_flags)}; ${r.date.slice(0, 16)} by \`${r.command}\`.`,
+      '',
+      '| mosaics | size (W×H) | `.spn` bits/sub-pixel | model NLL | PNG | WebP lossless | encode / decode s per mosaic | exact round trips |',
+      '| --- | --- | --: | --: | --: | --: | --: | --: |',
+      ...r.summary.map((m) => `| ${m.count} ${m.kind === 'odd' ? '(odd size, edge tiles padded)' : ''} | ${m.width}×${m.height} | ${fmt(m.bits_per_subpixel, 4)} | ${fmt(m.model_bits_per_subpixel, 4)} | ${fmt(m.png_bits_per_subpixel, 3)} | ${fmt(m.webp_bits_per_subpixel, 3)} | ${fmt(m.encode_seconds, 1)} / ${fmt(m.decode_seconds, 1)} | ${m.exact}/${m.count} |`),
+      '',
+      `Timings: ${r.note}.`,
+    );
+  } else if (mosaic) parts.push(`- \`codec-mosaic.json\`: ${notRunText(mosaic as NotRunFields, 'codec-mosaic')}`);
+  return parts.join('\n\n');
 }
 
 export function oodSection(dir: string): string {

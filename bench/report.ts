@@ -12,16 +12,20 @@ import type { EfficiencyReport, Measurement } from './efficiency.js';
 import type { ThroughputReport } from './throughput.js';
 import type { DistributedReport } from './distributed.js';
 import { fmt, int, notRunText, readJson } from './md.js';
-import { buildsSection, codecSection, gpuSection, oodSection } from './report-extra.js';
+import { buildsSection, codecSection, codecTilesSection, gpuSection, oodSection } from './report-extra.js';
+import { dataSection } from './data-report.js';
 
 export const BENCHMARK_NAMES = ['engine', 'efficiency', 'throughput', 'distributed', 'sampling', 'bpd'] as const;
 export type BenchmarkName = (typeof BENCHMARK_NAMES)[number];
 /** Benchmarks of a trained run (bench/codec.ts, bench/ood.ts): run only when named in --only. */
-export const TRAINED_RUN_BENCHMARKS = ['codec', 'ood'] as const;
+export const TRAINED_RUN_BENCHMARKS = ['codec', 'codec-single', 'codec-mosaic', 'ood'] as const;
 export type TrainedRunBenchmark = (typeof TRAINED_RUN_BENCHMARKS)[number];
+/** Benchmarks that write and read tens of GB (bench/data.ts): run only when named in --only. */
+export const OPT_IN_BENCHMARKS = ['data'] as const;
+export type OptInBenchmark = (typeof OPT_IN_BENCHMARKS)[number];
 
 /** What a benchmark that failed or could not run leaves in its JSON file. */
-export interface NotRun { benchmark: BenchmarkName | TrainedRunBenchmark; status: 'failed' | 'not available'; reason: string; date: string; command: string }
+export interface NotRun { benchmark: BenchmarkName | TrainedRunBenchmark | OptInBenchmark; status: 'failed' | 'not available'; reason: string; date: string; command: string }
 
 /** The parts of bench/sampling.ts's report this page shows. */
 interface SamplingEntry extends Setup {
@@ -292,9 +296,10 @@ export function renderBenchmarksMd(resultsDir: string, outDir: string): string {
     section<SamplingResults>('sampling', 'Sampling speed', samplingSection),
     `## Bits/dim against wall-clock time (Fashion-MNIST, fmnist-cpu)\n\n${bpdSection(readJson<BpdResult>(path.join(resultsDir, 'bpd.json')), resultsDir, outDir)}\n`,
     `## The two libtorch builds side by side\n\n${buildsSection(path.join(resultsDir, 'builds'))}\n`,
-    `## Lossless compression (spn compress)\n\n${codecSection(resultsDir)}\n`,
+    `## Lossless compression (spn compress)\n\n${codecSection(resultsDir)}\n${codecTilesSection(resultsDir) ? `\n${codecTilesSection(resultsDir)}\n` : ''}`,
     `## Out-of-distribution detection (spn score --ood)\n\n${oodSection(resultsDir)}\n`,
     `## GPU check (npm run gpu-check)\n\n${gpuSection(resultsDir)}\n`,
+    `## Datasets at the paper's sizes (the data cache)\n\n${dataSection(resultsDir)}\n`,
   ].join('\n');
 }
 

@@ -2,9 +2,10 @@
 // plots bits/dim against wall-clock time for a Fashion-MNIST run, and regenerates BENCHMARKS.md
 // from whatever JSON files are there (so `--only` refreshes one section and keeps the others).
 //
-//   npm run bench -- [--quick] [--only engine|efficiency|throughput|distributed|sampling|bpd|codec|ood|report]...
+//   npm run bench -- [--quick] [--only engine|efficiency|throughput|distributed|sampling|bpd|codec|codec-single|codec-mosaic|ood|report]...
 //                    [--device cpu|cuda] [--threads N] [--max-gb N] [--bpd-run DIR]
 //                    [--codec-run DIR] [--codec-data SPEC] [--codec-limit N]
+//                    [--data-count N] [--data-jpegs N]   (data: --only data)
 //                    [--results DIR] [--out BENCHMARKS.md]
 //
 // `--only report` regenerates BENCHMARKS.md without running anything.
@@ -19,6 +20,7 @@ import { runEfficiencyBench } from './efficiency.js';
 import { runIfMain } from './machine.js';
 import { runThroughputBench } from './throughput.js';
 import { BENCHMARK_NAMES, TRAINED_RUN_BENCHMARKS, plotBpdRun, writeBenchmarksMd, type BenchmarkName, type NotRun, type SamplingResults, type TrainedRunBenchmark } from './report.js';
+import { OPT_IN_BENCHMARKS, type OptInBenchmark } from './report.js';
 
 export interface RunOptions {
   quick?: boolean;
@@ -31,6 +33,9 @@ export interface RunOptions {
   codecRun?: string;
   codecData?: string;
   codecLimit?: number;
+  /** data (run only when named in --only): training images of the synthetic ImageNet 64 release, and JPEGs. */
+  dataCount?: number;
+  dataJpegs?: number;
   resultsDir?: string;
   out?: string;
   log?: (line: string) => void;
@@ -60,8 +65,8 @@ export async function runAll(o: RunOptions = {}): Promise<void> {
   const out = o.out ?? 'BENCHMARKS.md';
   const only = o.only?.length ? o.only : [...BENCHMARK_NAMES];
   for (const n of only) {
-    if (n !== 'report' && !(BENCHMARK_NAMES as readonly string[]).includes(n) && !(TRAINED_RUN_BENCHMARKS as readonly string[]).includes(n)) {
-      throw new ArgError(`--only ${n}: expected one of ${[...BENCHMARK_NAMES, ...TRAINED_RUN_BENCHMARKS, 'report'].join(', ')}`);
+    if (n !== 'report' && !(BENCHMARK_NAMES as readonly string[]).includes(n) && !(TRAINED_RUN_BENCHMARKS as readonly string[]).includes(n) && !(OPT_IN_BENCHMARKS as readonly string[]).includes(n)) {
+      throw new ArgError(`--only ${n}: expected one of ${[...BENCHMARK_NAMES, ...TRAINED_RUN_BENCHMARKS, ...OPT_IN_BENCHMARKS, 'report'].join(', ')}`);
     }
   }
   if (device !== 'cpu' && device !== 'cuda') throw new ArgError(`--device ${String(device)}: expected cpu or cuda`);
@@ -72,10 +77,10 @@ export async function runAll(o: RunOptions = {}): Promise<void> {
   }
   const command = `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim().replace(/ --$/, '');
   fs.mkdirSync(resultsDir, { recursive: true });
-  const save = (name: BenchmarkName | TrainedRunBenchmark, report: object) => {
+  const save = (name: BenchmarkName | TrainedRunBenchmark | OptInBenchmark, report: object) => {
     writeFileAtomic(path.join(resultsDir, `${name}.json`), JSON.stringify({ ...report, command }, null, 2) + '\n');
   };
-  const attempt = async (name: BenchmarkName | TrainedRunBenchmark, fn: () => Promise<object> | object) => {
+  const attempt = async (name: BenchmarkName | TrainedRunBenchmark | OptInBenchmark, fn: () => Promise<object> | object) => {
     if (!only.includes(name)) return;
     log(`\n== ${name}${quick ? ' (quick)' : ''} ==`);
     const t0 = Date.now();
@@ -121,10 +126,20 @@ export async function runAll(o: RunOptions = {}): Promise<void> {
     const run = trainedRun('codec');
     return (await import('./codec.js')).benchCodec({ run, data: o.codecData, limit: o.codecLimit, quick, log });
   });
+  await attempt('codec-single', async () => {
+    const run = trainedRun('codec-single');
+    return (await import('./codec.js')).benchCodecSingle({ run, data: o.codecData, limit: o.codecLimit, quick, log });
+  });
+  await attempt('codec-mosaic', async () => {
+    const run = trainedRun('codec-mosaic');
+    return (await import('./codec.js')).benchCodecMosaic({ run, data: o.codecData, limit: o.codecLimit, quick, log });
+  });
   await attempt('ood', async () => {
     const run = trainedRun('ood');
     return (await import('./ood.js')).benchOod({ run, limit: o.codecLimit, quick, log });
   });
+  await attempt('data', async () =>
+    (await import('./data.js')).runDataBench({ quick, log, ...(o.dataCount !== undefined ? { count: o.dataCount } : {}), ...(o.dataJpegs !== undefined ? { jpegs: o.dataJpegs } : {}) }));
   writeBenchmarksMd(resultsDir, out);
   log(`\nwrote ${out} from ${resultsDir}/`);
 }
@@ -141,6 +156,8 @@ async function main(): Promise<void> {
       'codec-run': { type: 'string' },
       'codec-data': { type: 'string' },
       'codec-limit': { type: 'string' },
+      'data-count': { type: 'string' },
+      'data-jpegs': { type: 'string' },
       results: { type: 'string' },
       out: { type: 'string' },
     },
@@ -165,6 +182,8 @@ async function main(): Promise<void> {
     ...(values['codec-run'] ? { codecRun: values['codec-run'] } : {}),
     ...(values['codec-data'] ? { codecData: values['codec-data'] } : {}),
     ...(values['codec-limit'] !== undefined ? { codecLimit: num('--codec-limit', values['codec-limit']) } : {}),
+    ...(values['data-count'] !== undefined ? { dataCount: num('--data-count', values['data-count']) } : {}),
+    ...(values['data-jpegs'] !== undefined ? { dataJpegs: num('--data-jpegs', values['data-jpegs']) } : {}),
     ...(values.results ? { resultsDir: values.results } : {}),
     ...(values.out ? { out: values.out } : {}),
   });
