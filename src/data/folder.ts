@@ -48,6 +48,9 @@ export function listImages(dir: string): string[] {
   return out.sort();
 }
 
+/** libvips' message on one line: its lines, each once. */
+const oneLine = (err: unknown): string => [...new Set((err as Error).message.split('\n').map((l) => l.trim()).filter(Boolean))].join('; ');
+
 type Sharpen = (input: string) => Sharp;
 let sharpModule: Sharpen | undefined;
 // loaded on first use: a folder dataset needs libvips, the other formats do not
@@ -68,7 +71,7 @@ async function metaOf(sharp: Sharpen, file: string): Promise<Meta> {
   try {
     meta = await sharp(file).metadata();
   } catch (err) {
-    throw new DataError(`${file}: cannot decode image (${(err as Error).message})`, { cause: err });
+    throw new DataError(`${file}: cannot decode image (${oneLine(err)})`, { cause: err });
   }
   if (!meta.width || !meta.height) throw new DataError(`${file}: cannot decode image (no width and height in its header)`);
   // EXIF orientations 5..8 swap width and height once rotated
@@ -87,7 +90,7 @@ async function decode(sharp: Sharpen, m: Meta, c: 1 | 3, size: number | undefine
       .raw({ depth: 'uchar' })
       .toBuffer({ resolveWithObject: true });
   } catch (err) {
-    throw new DataError(`${m.file}: cannot decode image (${(err as Error).message})`, { cause: err });
+    throw new DataError(`${m.file}: cannot decode image (${oneLine(err)})`, { cause: err });
   }
   const { width, height, channels } = raw.info;
   if (width !== m.w || height !== m.h) throw new DataError(`${m.file}: decoded to ${width}×${height}, its header says ${m.w}×${m.h}`);

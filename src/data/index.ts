@@ -77,7 +77,14 @@ export { applyBits } from './bits.js';
 export { memorySet, sliceSet, headSet, readAll } from './sets.js';
 
 /** A split that cannot be cached (read-only folder, full disk) is held in memory up to this size. */
-const MEMORY_FALLBACK = 1 << 30;
+let MEMORY_FALLBACK = 1 << 30;
+
+/** Test hook: the memory fallback's limit in bytes; returns the function that restores it. */
+export function setMemoryFallbackLimit(bytes: number): () => void {
+  const old = MEMORY_FALLBACK;
+  MEMORY_FALLBACK = bytes;
+  return () => void (MEMORY_FALLBACK = old);
+}
 
 type Sinks<T> = { train: T; test: T };
 
@@ -118,7 +125,7 @@ async function decodeInto(src: DatasetSource, sinks: Sinks<SplitSink>, size: num
 /** Decodes both splits into memory: where the cache cannot be written. Refuses splits over MEMORY_FALLBACK. */
 async function decodeToMemory(src: DatasetSource, size: number | undefined, progress: (m: string) => void, why: Error): Promise<Sinks<ImageSet>> {
   const tooLarge = () =>
-    new DataError(`${why.message}; and ${src.name} is too large to hold in memory instead (over ${MEMORY_FALLBACK / 2 ** 30} GiB a split)`);
+    new DataError(`${why.message}; and ${src.name} is too large to hold in memory instead (over ${MEMORY_FALLBACK} bytes a split)`);
   const sinks = {
     train: new MemorySink(`${src.name} (train)`, MEMORY_FALLBACK, tooLarge),
     test: new MemorySink(`${src.name} (test)`, MEMORY_FALLBACK, tooLarge),
