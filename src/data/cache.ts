@@ -113,22 +113,46 @@ export class CacheSet extends BaseSet {
   }
 
   protected readRange(start: number, count: number): Uint8Array {
+    this.check();
+    const out = new Uint8Array(count * this.size);
+    this.readInto(out, 0, start, count);
+    return out;
+  }
+
+  /** One fstat for the batch, then one positioned read per run of consecutive indices, straight into the batch. */
+  protected override gatherChecked(indices: ArrayLike<number>): Uint8Array {
+    this.check();
+    const out = new Uint8Array(indices.length * this.size);
+    let i = 0;
+    while (i < indices.length) {
+      let j = i + 1;
+      while (j < indices.length && indices[j] === indices[j - 1]! + 1) j++;
+      this.readInto(out, i * this.size, indices[i]!, j - i);
+      i = j;
+    }
+    return out;
+  }
+
+  private check(): void {
     const why = this.changed();
     if (why) this.fail(why);
-    const out = new Uint8Array(count * this.size);
+  }
+
+  /** Images [start, start + count) into out at `at`. */
+  private readInto(out: Uint8Array, at: number, start: number, count: number): void {
+    const len = count * this.size;
     const pos = CACHE_HEADER + start * this.size; // exact: both below 2^53
     let done = 0;
-    while (done < out.length) {
+    while (done < len) {
       let got: number;
       try {
-        got = fs.readSync(this.fd, out, done, Math.min(out.length - done, MAX_READ), pos + done);
+        got = fs.readSync(this.fd, out, at + done, Math.min(len - done, MAX_READ), pos + done);
       } catch (err) {
         this.fail(this.changed() ?? `cannot be read at byte ${pos + done} (${(err as Error).message})`, err);
       }
       if (got === 0) this.fail(this.changed() ?? `ends at byte ${pos + done}, before image ${start + count - 1}`);
       done += got;
     }
-    return out;
   }
 }
 

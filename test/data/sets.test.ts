@@ -1,8 +1,14 @@
-import { describe, expect, it } from 'vitest';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { loadDataset } from '../../src/data/index.js';
+import { CacheSet } from '../../src/data/cache.js';
 import { applyBits, shiftSet } from '../../src/data/bits.js';
 import { headSet, mapSet, memorySet, readAll, sliceSet } from '../../src/data/sets.js';
 import { subsampleSet } from '../../src/data/subsample.js';
-import { bytes } from './fixtures.js';
+import { bytes, cifarBytes, cleanupTmp, tmpDir } from './fixtures.js';
+
+afterAll(cleanupTmp);
 
 // 5 images of 4×4×2: image i, pixel (y, x), channel k holds i * 40 + y * 8 + x * 2 + k.
 const base = () => memorySet(Uint8Array.from({ length: 5 * 32 }, (_, j) => j + Math.floor(j / 32) * 8), { n: 5, h: 4, w: 4, c: 2 });
@@ -62,5 +68,24 @@ describe('ImageSet views', () => {
     v.gather([1, 3]);
     v.read(2, 1);
     expect(reads).toEqual([2, 1]);
+  });
+});
+
+describe('a cached split', () => {
+  it('is read from its file: ranges and gathers (runs and single images) equal the decoded images', async () => {
+    const dir = tmpDir();
+    const imgs = bytes(7 * 3072, 5);
+    fs.writeFileSync(path.join(dir, 'data_batch_1.bin'), cifarBytes(imgs));
+    fs.writeFileSync(path.join(dir, 'test_batch.bin'), cifarBytes(bytes(3072, 6)));
+    const cacheDir = tmpDir('spn-cache-');
+    await loadDataset(`cifar10:${dir}`, { cacheDir });
+    const { train } = await loadDataset(`cifar10:${dir}`, { cacheDir });
+    expect(train).toBeInstanceOf(CacheSet); // from the file, not a copy in memory
+    const ref = memorySet(imgs, { n: 7, h: 32, w: 32, c: 3 });
+    expect(train.read(2, 4)).toEqual(ref.read(2, 4));
+    const idx = [6, 0, 1, 2, 5, 3];
+    expect(train.gather(idx)).toEqual(ref.gather(idx));
+    expect(applyBits(subsampleSet(train, 4), 2).gather([3, 3])).toEqual(applyBits(subsampleSet(ref, 4), 2).gather([3, 3]));
+    expect(() => train.read(6, 2)).toThrow(/out of range for a set of 7/);
   });
 });
