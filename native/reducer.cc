@@ -443,14 +443,17 @@ Napi::Value ReducerPrepare(const Napi::CallbackInfo& info) {
   std::string what = "prepareForBackward on " + h->where + " (reducer)";
   RequireUsable(env, h, what);
   auto outputs = Tensors(info[1]);
+  // A prepared iteration whose backward started reducing (some gradient came) but did not finish:
+  // buckets may be in flight and the ranks out of step. One where no gradient came (no backward
+  // ran, e.g. a step skipped for a NaN loss) launched nothing and is simply prepared again.
   bool unfinished;
   {
     std::lock_guard<std::mutex> lock(h->s->mu);
-    unfinished = h->inIteration && !h->s->finalized;
+    unfinished = h->inIteration && !h->s->finalized && h->s->firedCount > 0;
   }
   if (unfinished) {
-    std::string text = what + ": the previous backward did not finish reducing its gradients (it failed, or no "
-                              "parameter got a gradient), so the ranks may be out of step";
+    std::string text = what + ": the previous backward did not finish reducing its gradients (it failed after its "
+                              "first gradients came), so the ranks may be out of step";
     Break(h, text);
     throw Napi::Error::New(env, text);
   }

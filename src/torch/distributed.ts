@@ -496,6 +496,9 @@ export class Reducer {
   /**
    * Call before each backward whose gradients are to be averaged (DDP calls it at the end of
    * forward). With findUnusedParameters, pass the outputs the loss is computed from (or the loss).
+   * Preparing again without a backward in between (a skipped step) is fine. The first call after
+   * the first reduced backward rebuilds the buckets (a broadcast from rank 0): a collective, as
+   * the backward is, so every rank must make the same calls.
    */
   prepareForBackward(outputs?: Tensor | Tensor[]): void {
     const list = outputs === undefined ? [] : outputs instanceof Tensor ? [outputs] : outputs;

@@ -330,6 +330,26 @@ describe("two ranks on gloo: c10d's Reducer", () => {
     });
   }
 
+  it("a hung peer (SIGSTOP) makes the survivor's backward throw after the timeout, not later", async () => {
+    const port = await freePort();
+    const timeoutS = 2;
+    const ranks = [0, 1].map((r) => startRank(r, 2, port, 'reducer-peer-dies', timeoutS));
+    await Promise.all(ranks.map((rk) => rk.next('ready')));
+    ranks[1]!.child.kill('SIGSTOP');
+    try {
+      ranks[0]!.child.stdin.write('go\n');
+      const ev = await ranks[0]!.next('reducer-peer-dies');
+      const failed = ev.failed as Event;
+      expect(failed).toMatchObject({ name: 'SpnError', code: 'E_DIST' });
+      expect(failed.message).toMatch(/^backward on rank 0 of 2, gloo \(reducer\): the all-reduce of bucket \d of \d .* failed: .*(Timed out waiting 2000ms|Application timeout caused pair closure)/); // 1.13's Gloo: the latter
+      expect(failed.elapsedMs as number).toBeGreaterThanOrEqual(timeoutS * 1000 - 100);
+      expect(failed.elapsedMs as number).toBeLessThan(timeoutS * 1000 + 1500);
+      expect(await ranks[0]!.exit).toEqual({ code: 0, signal: null });
+    } finally {
+      ranks[1]!.child.kill('SIGKILL');
+    }
+  });
+
   it('a parameter that gets no gradient makes backward throw on every rank, naming it', async () => {
     const ranks = await runJob('reducer-no-grad');
     for (const [r, rk] of ranks.entries()) {
@@ -446,6 +466,11 @@ describe('a one-rank group and argument checks', () => {
       expect(params.map((p) => Array.from(p.grad!.data() as Float32Array))).toEqual(local); // bitwise: the mean over one rank
     }
     expect(red.stats()).toMatchObject({ iterations: 3, sampled: 3 });
+    // Prepared and then no backward (a skipped step): prepared again, nothing lost.
+    red.prepareForBackward();
+    for (const p of params) p.grad = null;
+    red.backward(loss(0));
+    expect(red.stats()).toMatchObject({ iterations: 4 });
 
     // A backward that reaches none of the parameters.
     const other = fromArray(Float32Array.from([1]), [1]).requiresGrad_();
@@ -540,6 +565,34 @@ describe('nccl', () => {
     expect(() => pg.allReduce(cpu)).toThrow(/tensors\[0\] is on 'cpu'; the nccl backend takes CUDA tensors/);
     pg.destroy();
     dispose([a, b, c, cpu]);
+  });
+
+  it("runs c10d's Reducer on a one-rank group on cuda:0: CUDA gradients unchanged, buckets rebuilt, stats sampled", async (ctx) => {
+    ctx.skip(!GPU, WHY);
+    const pg = distributed.initProcessGroup({ backend: 'nccl', rank: 0, worldSize: 1, masterAddr: '127.0.0.1', masterPort: await freePort(), timeoutS: 20 });
+    const device = pg.device;
+    const params = [
+      fromArray(Float32Array.from([0.5, -1, 2]), [3], { device }).requiresGrad_(),
+      fromArray(Float32Array.from({ length: 300_000 }, (_, j) => (j % 7) - 3), [300_000], { device }).requiresGrad_(),
+      fromArray(Float32Array.from({ length: 1000 }, (_, j) => j / 1000), [1000], { device }).requiresGrad_(),
+    ];
+    const red = pg.reducer(params, { bucketCapBytes: 2 ** 20, firstBucketCapBytes: 2 ** 10 });
+    const loss = (k: number): Tensor => params.map((p) => p.mul(p).mul(k + 0.5).sum()).reduce((x, y) => x.add(y));
+    for (let k = 0; k < 3; k++) {
+      for (const p of params) p.grad = null;
+      loss(k).backward();
+      const local = params.map((p) => Array.from(p.grad!.toFloat32()));
+      for (const p of params) p.grad = null;
+      red.backward(loss(k));
+      expect(params.map((p) => Array.from(p.grad!.toFloat32()))).toEqual(local);
+    }
+    expect(red.buckets().flat().sort((x, y) => x - y)).toEqual([0, 1, 2]);
+    const st = red.stats();
+    expect(st).toMatchObject({ iterations: 3, sampled: 3 });
+    expect(st.backwardCommMs).toBeGreaterThanOrEqual(0);
+    pg.destroy();
+    expect(() => red.buckets()).toThrow(/the process group was destroyed \(and the reducer with it\)/);
+    dispose(params);
   });
 });
 
