@@ -2,11 +2,13 @@
 // (idx.ts, cifar10.ts, folder.ts, imagenet.ts); this file parses the spec, owns the cache and
 // applies `size` and `bits` the same way for every format. Loaders stream into the cache file,
 // which then is the split (read on demand, never whole).
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ArgError, DataError, WriteError } from '../errors.js';
 import { removeStaleTempFiles } from '../fsutil.js';
 import { applyBits } from './bits.js';
 import { CacheWriter, cacheKey, cachePath, openCache } from './cache.js';
+import { acquireDecodeLock } from './lock.js';
 import { resolveCifar10 } from './cifar10.js';
 import { resolveFolder } from './folder.js';
 import { resolveFashionMnist, resolveIdx, resolveMnist } from './idx.js';
@@ -154,14 +156,32 @@ export async function loadDataset(spec: string = DEFAULT_SPEC, opts: LoadOptions
     progress(`cache hit: ${files.train}, ${files.test}`);
     sets = { train, test };
   } else {
-    removeStaleTempFiles(cacheDir); // what killed decodes left behind (a split can be many GB)
     try {
-      sets = await decodeToCache(src, files, key, opts.size, progress);
-    } catch (err) {
-      if (!(err instanceof WriteError)) throw err;
-      // A cache that cannot be written costs speed, not correctness, while the split fits in memory.
-      progress(`cache not written (${err.message})`);
-      sets = await decodeToMemory(src, opts.size, progress, err);
+      fs.mkdirSync(cacheDir, { recursive: true });
+    } catch {
+      // no lock then; the cache writer names the folder's problem
+    }
+    const lock = await acquireDecodeLock(`${files.train}.lock`, (pid) => progress(`waiting for process ${pid}, which is decoding ${src.name} into ${cacheDir}`));
+    try {
+      // another process may have written it while this one waited
+      const t = openCache(files.train, key);
+      const u = t && openCache(files.test, key);
+      if (t && u) {
+        progress(`cache hit: ${files.train}, ${files.test}`);
+        sets = { train: t, test: u };
+      } else {
+        removeStaleTempFiles(cacheDir); // what killed decodes left behind (a split can be many GB)
+        try {
+          sets = await decodeToCache(src, files, key, opts.size, progress);
+        } catch (err) {
+          if (!(err instanceof WriteError)) throw err;
+          // A cache that cannot be written costs speed, not correctness, while the split fits in memory.
+          progress(`cache not written (${err.message})`);
+          sets = await decodeToMemory(src, opts.size, progress, err);
+        }
+      }
+    } finally {
+      lock?.release();
     }
   }
   const bits = opts.bits ?? 8;

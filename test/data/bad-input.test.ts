@@ -315,3 +315,30 @@ describe('streaming npz', () => {
     expect(readAll(ds.test)).toEqual(v);
   });
 });
+
+describe('processes decoding the same split', () => {
+  it('wait for the one decoding, then open its cache; a lock of a process that is gone is taken over', async () => {
+    const { acquireDecodeLock } = await import('../../src/data/lock.js');
+    const dir = cifarDir();
+    const cacheDir = tmpDir('spn-cache-');
+    // two loads at once: one decodes, the other waits for it and reads its cache
+    const msgs: string[][] = [[], []];
+    const [a, b] = await Promise.all(msgs.map((m) => loadDataset(`cifar10:${dir}`, { cacheDir, onProgress: (x) => m.push(x) })));
+    expect(readAll(a!.train)).toEqual(readAll(b!.train));
+    const decoded = msgs.filter((m) => m.some((x) => x.startsWith('cache written')));
+    expect(decoded).toHaveLength(1);
+    const other = msgs.find((m) => m !== decoded[0])!;
+    expect(other.some((x) => /^waiting for process \d+, which is decoding cifar10:/.test(x))).toBe(true);
+    expect(other.some((x) => x.startsWith('cache hit'))).toBe(true);
+    expect(fs.readdirSync(cacheDir).filter((f) => f.endsWith('.lock'))).toEqual([]);
+    // a stale lock (a pid that is not running) does not block
+    const lock = path.join(tmpDir(), 'x.lock');
+    fs.writeFileSync(lock, `999999999 ${(await import('node:os')).hostname()}`);
+    const l = await acquireDecodeLock(lock, () => {
+      throw new Error('should not wait');
+    });
+    expect(fs.readFileSync(lock, 'utf8')).toMatch(new RegExp(`^${process.pid} `));
+    l!.release();
+    expect(fs.existsSync(lock)).toBe(false);
+  });
+});
