@@ -550,25 +550,31 @@ describe('launch flags', () => {
 });
 
 describe('the benchmark report', () => {
-  it('BENCHMARKS.md shows processes against threads, the bytes all-reduced and the target', () => {
+  it('BENCHMARKS.md shows processes against threads for both builds, the bytes all-reduced, the waiting share and the two-host table with its targets', () => {
     const results = path.join(work, 'bench-results');
     fs.mkdirSync(results, { recursive: true });
-    const entry = (label: string, processes: number, threads: number, sps: number, comm: number | null) => ({
-      label, processes, threads, precision: 'bf16' as const, status: 'ok' as const, subpixels_per_s: sps, subpixels_per_s_all: [sps], step_ms: 1000 * 512 / sps, comm_share: comm,
+    const entry = (label: string, build: 'this' | 'before', processes: number, threads: number, sps: number, comm: number | null) => ({
+      label, preset: 'fmnist-cpu', build, processes, threads, precision: 'fp32' as const, status: 'ok' as const, subpixels_per_s: sps, subpixels_per_s_all: [sps], step_ms: 1000 * 512 / sps, comm_share: comm,
     });
     const report: DistributedReport = {
       benchmark: 'distributed', machine: { cpus: 2, cpuModel: 'Test CPU', cores: 2, memGB: 8, platform: 'linux', node: 'v20' }, libtorch: '1.13.0', threads: 1,
       device: 'cpu', date: '2026-01-01T00:00:00Z', command: 'npm run bench -- --only distributed', quick: false,
-      preset: 'fmnist-cpu', data: 'fashion-mnist', batch: 32, parameters: 1087952, preset_precision: 'bf16', allreduce_bytes_per_step: 1087952 * 4 + 32,
-      warmup_records: 2, records: 8, target: '2 processes of 1 thread at least 1.8× one process on 1 thread',
-      entries: [entry('1 process × 1 thread', 1, 1, 10000, null), entry('2 processes × 1 thread', 2, 1, 19000, 0.05), entry('1 process × 2 threads', 1, 2, 16000, null)],
-      comparisons: [{ precision: 'bf16', speedup_2_processes: 1.9, scaling_efficiency: 0.95, processes_over_threads: 19000 / 16000 }],
+      presets: [{ preset: 'fmnist-cpu', data: 'fashion-mnist', batch: 32, parameters: 1087952, precision: 'fp32', allreduce_bytes_per_step: 1087952 * 4 + 32 }],
+      before: { dir: '/tmp/before', commit: 'e5da8e1aaaaaaaaa' },
+      warmup_records: 2, records: 8, target: '2 processes of 1 thread at least 1.5× one process on 1 thread',
+      entries: [entry('1 process × 1 thread', 'this', 1, 1, 10000, null), entry('2 processes × 1 thread', 'this', 2, 1, 16000, 0.05), entry('1 process × 2 threads', 'this', 1, 2, 16000, null), entry('2 processes × 1 thread', 'before', 2, 1, 13000, 0.19)],
+      comparisons: [{ preset: 'fmnist-cpu', build: 'this', precision: 'fp32', speedup_2_processes: 1.6, scaling_efficiency: 0.8, processes_over_threads: 1 }, { preset: 'fmnist-cpu', build: 'before', precision: 'fp32', speedup_2_processes: 1.3, scaling_efficiency: 0.65, processes_over_threads: 0.81 }],
+      two_hosts: { preset: 'cifar-cpu', entries: [{ rate: '10gbit', mode: 'overlap', status: 'ok', step_ms: 400, subpixels_per_s: 20000, comm_share: 0.08 }, { rate: '10gbit', mode: 'one bucket', status: 'ok', step_ms: 450, subpixels_per_s: 17800, comm_share: 0.15 }] },
     };
     fs.writeFileSync(path.join(results, 'distributed.json'), JSON.stringify(report));
     const md = renderBenchmarksMd(results, work);
-    expect(md).toContain('## Data-parallel training: processes against threads');
-    expect(md).toContain('| 2 processes × 1 thread | bf16 | 19,000 | 26.9 | 5.0% |');
-    expect(md).toContain('All-reduced per step: 4,351,840 bytes');
-    expect(md).toContain('| bf16 | 1.90× | 95.0% | 1.19× | met |');
+    expect(md).toContain('## Data-parallel training: processes against threads, and over a link');
+    expect(md).toContain('| fmnist-cpu | 2 processes × 1 thread | this | fp32 | 16,000 | 32.0 | 5.0% |');
+    expect(md).toContain('| fmnist-cpu | 2 processes × 1 thread | before (e5da8e1) | fp32 | 13,000 | 39.4 | 19.0% |');
+    expect(md).toContain('4,351,840 bytes all-reduced per step');
+    expect(md).toContain('| fmnist-cpu | this | fp32 | 1.60× | 80.0% | 1.00× | met |');
+    expect(md).toContain('| fmnist-cpu | before (e5da8e1) | fp32 | 1.30× | 65.0% | 0.81× | missed |');
+    expect(md).toContain("| 10gbit | the Reducer's buckets (overlapped with backward) | 400.0 | 20,000 | 8.0% | met |");
+    expect(md).toContain('| 10gbit | one bucket (reduced after backward) | 450.0 | 17,800 | 15.0% |  |');
   });
 });
