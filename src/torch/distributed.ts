@@ -11,7 +11,9 @@
 //   red.dispose(); pg.destroy();
 //
 // (or, without the reducer, loss.backward(); pg.allReduceCoalesced(grads, { average: true }):
-// the same averages, with the communication after backward instead of during it.)
+// the same averages up to rounding, with the communication after backward instead of during it.
+// The Reducer divides each gradient by the world size before the sum, as DDP does;
+// allReduceCoalesced sums, then divides. For 2 or 4 ranks the two agree bit for bit.)
 //
 // Every rank must issue the same collectives, with tensors of the same sizes and dtypes, in the
 // same order. Each collective first compares what the ranks are about to do (a small exchange of
@@ -21,8 +23,10 @@
 // close, so within milliseconds), a peer that hangs (after timeoutS), a rank that never joins, a
 // port in use (at once), a master that cannot be reached (libtorch 2.x's TCPStore retries once
 // more while its deadline has not passed: up to about twice timeoutS there). Each collective
-// costs one extra small exchange (the comparison above). After a collective failed the group is broken:
-// the ranks are out of step, and later collectives throw at once. Start over in a new process.
+// costs one extra small exchange (the comparison above); a reducer compares its parameter lists
+// once, at construction, and its bucket all-reduces go without it. After a collective failed the
+// group is broken: the ranks are out of step, and later collectives throw at once. Start over in a
+// new process.
 import { ArgError, SpnError } from '../errors.js';
 import { native, type Handle } from './binding.js';
 import { isFloating } from './dtype.js';
