@@ -13,7 +13,7 @@
 // (or, without the reducer, loss.backward(); pg.allReduceCoalesced(grads, { average: true }):
 // the same averages up to rounding, with the communication after backward instead of during it.
 // The Reducer divides each gradient by the world size before the sum, as DDP does;
-// allReduceCoalesced sums, then divides. For 2 or 4 ranks the two agree bit for bit.)
+// allReduceCoalesced sums, then divides. On 2 ranks the two agree bit for bit (barring underflow).)
 //
 // Every rank must issue the same collectives, with tensors of the same sizes and dtypes, in the
 // same order. Each collective first compares what the ranks are about to do (a small exchange of
