@@ -6,6 +6,7 @@
 //                    [--device cpu|cuda] [--threads N] [--max-gb N] [--bpd-run DIR]
 //                    [--codec-run DIR] [--codec-data SPEC] [--codec-limit N]
 //                    [--data-count N] [--data-jpegs N]   (data: --only data)
+//                    [--before DIR] [--two-hosts]        (distributed: another build beside this one; two network namespaces)
 //                    [--results DIR] [--out BENCHMARKS.md]
 //
 // `--only report` regenerates BENCHMARKS.md without running anything.
@@ -36,6 +37,9 @@ export interface RunOptions {
   /** data (run only when named in --only): training images of the synthetic ImageNet 64 release, and JPEGs. */
   dataCount?: number;
   dataJpegs?: number;
+  /** distributed: another checkout of spn measured beside this one, and the two-host runs. */
+  before?: string;
+  twoHosts?: boolean;
   resultsDir?: string;
   out?: string;
   log?: (line: string) => void;
@@ -97,7 +101,7 @@ export async function runAll(o: RunOptions = {}): Promise<void> {
   await attempt('engine', () => runEngineBench({ device, quick, log }));
   await attempt('efficiency', () => runEfficiencyBench({ device, quick, log, ...(o.maxGB !== undefined ? { maxGB: o.maxGB } : {}) }));
   await attempt('throughput', () => runThroughputBench({ device, quick, log }));
-  await attempt('distributed', async () => (await import('./distributed.js')).runDistributedBench({ device, quick, log }));
+  await attempt('distributed', async () => (await import('./distributed.js')).runDistributedBench({ device, quick, log, ...(o.before ? { before: o.before } : {}), twoHosts: o.twoHosts ?? false }));
   await attempt('sampling', async () => {
     const mod = await loadSampling();
     if (!mod) {
@@ -158,6 +162,8 @@ async function main(): Promise<void> {
       'codec-limit': { type: 'string' },
       'data-count': { type: 'string' },
       'data-jpegs': { type: 'string' },
+      before: { type: 'string' },
+      'two-hosts': { type: 'boolean', default: false },
       results: { type: 'string' },
       out: { type: 'string' },
     },
@@ -184,6 +190,8 @@ async function main(): Promise<void> {
     ...(values['codec-limit'] !== undefined ? { codecLimit: num('--codec-limit', values['codec-limit']) } : {}),
     ...(values['data-count'] !== undefined ? { dataCount: num('--data-count', values['data-count']) } : {}),
     ...(values['data-jpegs'] !== undefined ? { dataJpegs: num('--data-jpegs', values['data-jpegs']) } : {}),
+    ...(values.before !== undefined ? { before: values.before } : {}),
+    twoHosts: values['two-hosts'],
     ...(values.results ? { resultsDir: values.results } : {}),
     ...(values.out ? { out: values.out } : {}),
   });
