@@ -32,6 +32,7 @@ import { codeLength, decodeRaw, type Compressor, type RawImage } from '../src/sc
 import type { ImageSet } from '../src/data/types.js';
 import { readAll } from '../src/data/sets.js';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { evaluate } from '../src/store/evaluate.js';
 import * as torch from '../src/torch/index.js';
@@ -211,18 +212,28 @@ export async function benchCodec(o: CodecBenchOptions): Promise<CodecReport> {
 /** How long the run trained (its last metrics line): what the numbers of its model are worth. */
 export interface RunTraining {
   steps: number;
+  /** Seconds of training at the last logged step. */
   seconds: number;
+  /** The run's time budget (`--minutes`), or null. */
+  minutes: number | null;
 }
 
 function trainedFor(run: string): RunTraining | null {
   const file = path.join(run, 'metrics.jsonl');
   if (!fs.existsSync(file)) return null;
+  let minutes: number | null = null;
+  try {
+    const cfg = JSON.parse(fs.readFileSync(path.join(run, 'config.json'), 'utf8')) as { minutes?: unknown };
+    if (typeof cfg.minutes === 'number') minutes = cfg.minutes;
+  } catch {
+    // no config: the budget is unknown
+  }
   let last: RunTraining | null = null;
   for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
     if (!line.trim()) continue;
     try {
       const m = JSON.parse(line) as { kind?: string; step?: number; time_s?: number };
-      if (m.kind === 'train' && typeof m.step === 'number' && typeof m.time_s === 'number') last = { steps: m.step, seconds: m.time_s };
+      if (m.kind === 'train' && typeof m.step === 'number' && typeof m.time_s === 'number') last = { steps: m.step, seconds: m.time_s, minutes };
     } catch {
       // a line being written
     }
@@ -268,6 +279,8 @@ export interface CodecSingleReport extends ReportHeader<'codec-single'> {
   run: string;
   trained: RunTraining | null;
   cpu_flags: string[];
+  /** The machine's 1-minute load average at the start and the end: how shared its cores were. */
+  load_average?: [number, number];
   data: string;
   images: number;
   subpixels_per_image: number;
@@ -295,6 +308,7 @@ export async function benchCodecSingle(o: SingleBenchOptions): Promise<CodecSing
   const data = o.data ?? 'fashion-mnist';
   const split = o.split ?? 'test';
   const limit = o.limit ?? (o.quick ? 4 : 100);
+  const load0 = os.loadavg()[0]!;
   const models = await openModels({ run: o.run });
   try {
     const last = models.stages[models.stages.length - 1]!;
@@ -316,6 +330,7 @@ export async function benchCodecSingle(o: SingleBenchOptions): Promise<CodecSing
       modelBits += c.images[0]!.model_bits;
       enc += c.seconds;
       dec += d.seconds;
+      if ((i + 1) % 10 === 0) log(`${i + 1}/${images.length} files`);
     }
     const n = images.length;
     const sub = n * images[0]!.data.length;
@@ -339,7 +354,7 @@ export async function benchCodecSingle(o: SingleBenchOptions): Promise<CodecSing
     log(`spn: ${spn.mean_file_bytes.toFixed(1)} bytes per file (stream ${spn.mean_stream_bytes.toFixed(1)}, container ${spn.mean_container_bytes.toFixed(1)})`);
     return {
       ...reportHeader('codec-single', 'cpu', o.quick ?? false),
-      run: o.run, trained: trainedFor(o.run), cpu_flags: cpuFlags(), data: `${data} ${split} [0, ${n})`, images: n, subpixels_per_image: images[0]!.data.length,
+      run: o.run, trained: trainedFor(o.run), cpu_flags: cpuFlags(), load_average: [load0, os.loadavg()[0]!], data: `${data} ${split} [0, ${n})`, images: n, subpixels_per_image: images[0]!.data.length,
       spn, baselines, smaller_than: smaller,
       note: 'one .spn file per image (version 2, the default name: no name recorded), encoded and decoded with the model opened once (encode includes the probe, decode the weights check and the probe); PNG and WebP files per image, headers counted',
     };
@@ -382,6 +397,7 @@ export interface CodecMosaicReport extends ReportHeader<'codec-mosaic'> {
   run: string;
   trained: RunTraining | null;
   cpu_flags: string[];
+  load_average?: [number, number];
   data: string;
   images: number;
   tile: [number, number, number];
@@ -415,6 +431,7 @@ export async function benchCodecMosaic(o: MosaicBenchOptions): Promise<CodecMosa
   const split = o.split ?? 'test';
   const grid = o.grid ?? (o.quick ? 2 : 8);
   const batch = o.batchSize ?? 32;
+  const load0 = os.loadavg()[0]!;
   const models = await openModels({ run: o.run });
   try {
     const last = models.stages[models.stages.length - 1]!;
@@ -464,7 +481,7 @@ export async function benchCodecMosaic(o: MosaicBenchOptions): Promise<CodecMosa
     });
     return {
       ...reportHeader('codec-mosaic', 'cpu', o.quick ?? false),
-      run: o.run, trained: trainedFor(o.run), cpu_flags: cpuFlags(), data: `${data} ${split} [0, ${images.length})`, images: images.length, tile: [th, tw, C], batch,
+      run: o.run, trained: trainedFor(o.run), cpu_flags: cpuFlags(), load_average: [load0, os.loadavg()[0]!], data: `${data} ${split} [0, ${images.length})`, images: images.length, tile: [th, tw, C], batch,
       mosaics, summary,
       note: `each mosaic one .spn file (version 2) of tiles of ${tw}×${th}, batches of ${batch} tiles; seconds per mosaic with the model opened once (encode includes the probe, decode the weights check and the probe); PNG and WebP of each whole mosaic`,
     };

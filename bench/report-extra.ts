@@ -107,7 +107,9 @@ export function codecSection(dir: string): string {
   ].join('\n');
 }
 
-const trainedText = (t: RunTraining | null): string => (t ? `trained ${fmt(t.seconds / 60, 1)} minutes (${int(t.steps)} steps)` : 'training time not recorded');
+const trainedText = (t: RunTraining | null): string =>
+  t ? `${typeof t.minutes === 'number' ? `\`--minutes ${t.minutes}\`: ` : ''}${int(t.steps)} steps, the last logged after ${fmt(t.seconds / 60, 1)} minutes of training` : 'training time not recorded';
+const loadText = (l: [number, number] | undefined): string => (l ? `, with the machine's 1-minute load average ${fmt(l[0], 1)} at the start and ${fmt(l[1], 1)} at the end (shared cores: timings are upper bounds)` : '');
 const flagsText = (flags: string[]): string => (flags.length ? flags.join(', ') : 'none of avx2, avx512f, avx512_bf16, amx_tile');
 
 /** Single-image files (bench/codec.ts benchCodecSingle) and mosaics (benchCodecMosaic), when their reports are there. */
@@ -118,7 +120,7 @@ export function codecTilesSection(dir: string): string {
   if (single && !failedOrMissing(single)) {
     const r = single as CodecSingleReport;
     const [png, webp] = [r.baselines.find((b) => b.coder === 'png')!, r.baselines.find((b) => b.coder === 'webp')!];
-    parts.push(
+    parts.push([
       `### One image per file
 
 ${r.images} images (${r.data}), each compressed alone into a version 2 \`.spn\` file with \`${r.run}\` (${trainedText(r.trained)}); CPU flags ${flagsText(r.cpu_flags)}; ${r.date.slice(0, 16)} by \`${r.command}\`.`,
@@ -130,12 +132,12 @@ ${r.images} images (${r.data}), each compressed alone into a version 2 \`.spn\` 
       `| files where \`.spn\` is smaller | | ${r.smaller_than.png}/${r.images} | ${r.smaller_than.webp}/${r.images} |`,
       `| exact round trips | ${r.spn.round_trip_exact}/${r.images} | ${png.round_trip_exact}/${r.images} | ${webp.round_trip_exact}/${r.images} |`,
       '',
-      `Encode ${fmt(r.spn.encode_seconds_per_image, 3)} s, decode ${fmt(r.spn.decode_seconds_per_image, 3)} s per image (${r.note}).`,
-    );
+      `Encode ${fmt(r.spn.encode_seconds_per_image, 3)} s, decode ${fmt(r.spn.decode_seconds_per_image, 3)} s per image${loadText(r.load_average)} (${r.note}).`,
+    ].join('\n'));
   } else if (single) parts.push(`- \`codec-single.json\`: ${notRunText(single as NotRunFields, 'codec-single')}`);
   if (mosaic && !failedOrMissing(mosaic)) {
     const r = mosaic as CodecMosaicReport;
-    parts.push(
+    parts.push([
       `### Large images as tiles
 
 The ${r.images} images of ${r.data} laid out as mosaics, each mosaic one version 2 \`.spn\` file of ${r.tile[1]}×${r.tile[0]} tiles coded in batches of ${r.batch}, with \`${r.run}\` (${trainedText(r.trained)}); CPU flags ${flagsText(r.cpu_flags)}; ${r.date.slice(0, 16)} by \`${r.command}\`.`,
@@ -144,8 +146,8 @@ The ${r.images} images of ${r.data} laid out as mosaics, each mosaic one version
       '| --- | --- | --: | --: | --: | --: | --: | --: |',
       ...r.summary.map((m) => `| ${m.count} ${m.kind === 'odd' ? '(odd size, edge tiles padded)' : ''} | ${m.width}×${m.height} | ${fmt(m.bits_per_subpixel, 4)} | ${fmt(m.model_bits_per_subpixel, 4)} | ${fmt(m.png_bits_per_subpixel, 3)} | ${fmt(m.webp_bits_per_subpixel, 3)} | ${fmt(m.encode_seconds, 1)} / ${fmt(m.decode_seconds, 1)} | ${m.exact}/${m.count} |`),
       '',
-      `Timings: ${r.note}.`,
-    );
+      `Timings${loadText(r.load_average)}: ${r.note}.`,
+    ].join('\n'));
   } else if (mosaic) parts.push(`- \`codec-mosaic.json\`: ${notRunText(mosaic as NotRunFields, 'codec-mosaic')}`);
   return parts.join('\n\n');
 }
