@@ -255,6 +255,7 @@ std::string Signature::Str() const {
   if (kind == 1) return "allReduce(" + std::string(param >= 0 && param < 3 ? kOps[param] : "?") + ", " + std::to_string(count) + " tensors)";
   if (kind == 2) return "broadcast(root " + std::to_string(param) + ", " + std::to_string(count) + " tensors)";
   if (kind == 3) return "reducer(" + std::to_string(count) + " parameters)";
+  if (kind == 4) return "prepareForBackward(" + std::to_string(count) + " parameters)";
   return "unknown collective " + std::to_string(kind);
 }
 

@@ -82,7 +82,7 @@ struct Group {
 
 // What a rank is about to do, compared across ranks before anything is sent (Agree).
 struct Signature {
-  int64_t kind = 0;   // 1 all-reduce, 2 broadcast, 3 reducer construction
+  int64_t kind = 0;   // 1 all-reduce, 2 broadcast, 3 reducer construction, 4 a reduced backward
   int64_t param = 0;  // the reduce op, the broadcast's root, the reducer's flags
   int64_t count = 0;  // number of tensors
   uint64_t hash = 14695981039346656037ULL;  // FNV-1a over sizes, dtypes, bucket sizes

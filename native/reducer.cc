@@ -435,8 +435,9 @@ Napi::Value ReducerCreate(const Napi::CallbackInfo& info) {
   });
 }
 
-// reducerPrepare(handle, outputs[]): DDP's prepare_for_forward, rebuild_buckets (once, a
-// broadcast from rank 0) and prepare_for_backward; the next backward's gradients are reduced.
+// reducerPrepare(handle, outputs[]): the ranks' agreement that a reduced backward comes, then
+// DDP's prepare_for_forward, rebuild_buckets (once, a broadcast from rank 0) and
+// prepare_for_backward; the next backward's gradients are reduced.
 Napi::Value ReducerPrepare(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Handle* h = GetHandle(info[0]);
@@ -457,6 +458,13 @@ Napi::Value ReducerPrepare(const Napi::CallbackInfo& info) {
     Break(h, text);
     throw Napi::Error::New(env, text);
   }
+  // The ranks about to run a reduced backward compare notes first: the Reducer's bucket
+  // all-reduces (and the rebuild's broadcasts) skip dist.cc's per-collective comparison, and a
+  // rank that meanwhile calls another collective would pair buffers of other sizes with them,
+  // which Gloo answers by aborting the process. One small exchange per step (the same as every
+  // other collective's) turns that into an error on every rank.
+  Signature sig{4, h->s->findUnused ? 1 : 0, static_cast<int64_t>(h->s->fired.size())};
+  Agree(env, h->group, what, sig);
   try {
     h->reducer->prepare_for_forward();
     h->reducer->rebuild_buckets();

@@ -500,9 +500,10 @@ export class Reducer {
   /**
    * Call before each backward whose gradients are to be averaged (DDP calls it at the end of
    * forward). With findUnusedParameters, pass the outputs the loss is computed from (or the loss).
-   * Preparing again without a backward in between (a skipped step) is fine. The first call after
-   * the first reduced backward rebuilds the buckets (a broadcast from rank 0): a collective, as
-   * the backward is, so every rank must make the same calls.
+   * Preparing again without a backward in between (a skipped step) is fine. It is a collective,
+   * as the backward is: the ranks first compare notes (one small exchange, which turns ranks out
+   * of step into an error on every rank), and the first call after the first reduced backward
+   * rebuilds the buckets (a broadcast from rank 0).
    */
   prepareForBackward(outputs?: Tensor | Tensor[]): void {
     const list = outputs === undefined ? [] : outputs instanceof Tensor ? [outputs] : outputs;
@@ -515,16 +516,17 @@ export class Reducer {
   }
 
   /**
-   * prepareForBackward, loss.backward() and a check that every bucket was reduced: on return
-   * every parameter's .grad is the mean over the ranks (the same bits on every rank).
+   * prepareForBackward (unless `prepared`: the caller made it, e.g. at the end of its forward, as
+   * DDP does), loss.backward() and a check that every bucket was reduced: on return every
+   * parameter's .grad is the mean over the ranks (the same bits on every rank).
    */
-  backward(loss: Tensor, opts: { retainGraph?: boolean } = {}): void {
+  backward(loss: Tensor, opts: { retainGraph?: boolean; prepared?: boolean } = {}): void {
     if (!(loss instanceof Tensor)) throw new ArgError('backward: expected the loss tensor');
-    this.prepareForBackward(this.findUnusedParameters ? loss : undefined);
+    if (!opts.prepared) this.prepareForBackward(this.findUnusedParameters ? loss : undefined);
     const h = this.#handle('backward');
     let failure: unknown = null;
     try {
-      loss.backward(undefined, opts);
+      loss.backward(undefined, { retainGraph: opts.retainGraph });
     } catch (err) {
       failure = err;
     }

@@ -364,16 +364,21 @@ describe("two ranks on gloo: c10d's Reducer", () => {
     }
   });
 
-  it('ranks with different parameter lists all throw at construction, naming the ranks, and the group stays usable', async () => {
+  it('ranks with different parameter lists, or one preparing a reduced backward while another calls a collective, all throw, naming the ranks, and the group stays usable', async () => {
     const ranks = await runJob('reducer-mismatch');
     for (const [r, rk] of ranks.entries()) {
       const ev = await rk.next('reducer-mismatch');
       expect(ev.count).toMatchObject({ code: 'E_DIST' });
       expect((ev.count as Event).message).toBe(`reducer(${3 - r} parameters) on rank ${r} of 2, gloo: the ranks disagree on this collective: rank 0 called reducer(3 parameters), rank 1 called reducer(2 parameters) (nothing was exchanged; every rank must issue the same collectives in the same order)`);
       expect((ev.sizes as Event).message).toMatch(/^reducer\(2 parameters\) on rank \d of 2, gloo: the ranks disagree on this collective: rank 0 called reducer\(2 parameters\), rank 1 called reducer\(2 parameters\) with other tensor sizes/);
+      expect((ev.step as Event).message).toMatch(r === 0
+        ? /^prepareForBackward on rank 0 of 2, gloo \(reducer\): the ranks disagree on this collective: rank 0 called prepareForBackward\(2 parameters\), rank 1 called allReduce\(sum, 1 tensors\)/
+        : /^allReduce\(sum, 1 tensors\) on rank 1 of 2, gloo: the ranks disagree on this collective: rank 0 called prepareForBackward\(2 parameters\), rank 1 called allReduce\(sum, 1 tensors\)/);
       expect(ev.after).toEqual([3]);
       expect(ev.broken).toBeNull();
     }
+    const [m0, m1] = await Promise.all(ranks.map((rk) => rk.next('reducer-mismatch')));
+    expect(m0!.reduced).toEqual(m1!.reduced);
   });
 });
 
