@@ -147,6 +147,15 @@ describe('round trips', () => {
     }
   });
 
+  it('the raw (non-EMA) weights: recorded in the flags, and decoded with them', async () => {
+    const set = mixed(gray, 2, 1);
+    const raw = await compressImages({ run: runs.s2! }, set, { ema: false });
+    expect(decodeContainer2(raw.bytes, 'x').ema).toBe(false);
+    expect(raw.stages[0]!.weights).not.toBe((await compressImages({ run: runs.s2! }, set)).stages[0]!.weights);
+    const d = await decompressBytes(raw.bytes, { run: runs.s2! });
+    expect(d.images.map((im) => sha(im.data))).toEqual(listOf(set).map((im) => sha(im.data)));
+  });
+
   it('version 1 files are still written on request and read, with the run they record (no --run)', async () => {
     const set = mixed(gray, 3, 2);
     const c = await roundTrip({ run: runs.s2! }, set, 2, 1);
