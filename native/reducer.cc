@@ -12,7 +12,9 @@
 // What spn adds around it, without touching its arithmetic:
 //   - the ranks compare a signature of their parameter lists (count, sizes, dtypes, caps) before
 //     anything else is exchanged (dist.cc's Agree), so mismatched lists fail on every rank
-//     instead of hanging or aborting inside Gloo;
+//     instead of hanging or aborting inside Gloo, and again (one small exchange) before each
+//     reduced backward, so that a rank out of step gets an error rather than Gloo pairing a
+//     bucket with another collective's buffer;
 //   - hooks of its own, registered on the same gradient accumulators before the Reducer's, which
 //     queue an engine callback that runs before the Reducer's finalize: it names the parameters
 //     that got no gradient in this backward (the Reducer itself would only notice at the next
