@@ -6,8 +6,8 @@
 // all-reduce as soon as the bucket is full, so communication overlaps the rest of backward. Its
 // end-of-backward callback (queued on the autograd engine) waits for every bucket and copies the
 // averages back into each parameter's .grad (gradient_as_bucket_view off: the JS optimizer reads
-// p.grad). As DDP does, the buckets are rebuilt once, before the second backward, in the order
-// the gradients became ready (rank 0's order, broadcast).
+// p.grad). As DDP does, the buckets are rebuilt once, by the first prepareForBackward after the
+// first reduced backward, in the order the gradients became ready (rank 0's order, broadcast).
 //
 // What spn adds around it, without touching its arithmetic:
 //   - the ranks compare a signature of their parameter lists (count, sizes, dtypes, caps) before
@@ -28,8 +28,10 @@
 // back out of backward() as JS errors (the addon's Guarded), never as an abort.
 //
 // Debian's libtorch-dev 1.13 ships reducer.hpp without the header it includes for RPC's
-// distributed autograd (torch/csrc/distributed/autograd/context/context.h); build.mjs then adds
-// native/shim/, whose stand-in declares the two names reducer.hpp uses (see there).
+// distributed autograd (torch/csrc/distributed/autograd/context/context.h): without it the
+// include fails ("fatal error: torch/csrc/distributed/autograd/context/context.h: No such file or
+// directory"). build.mjs then writes a stand-in into the build folder (<out>/shim) that declares
+// the two names reducer.hpp uses, with the library's types (see CONTEXT_STANDIN there).
 
 #include "dist.h"
 
