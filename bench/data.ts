@@ -238,15 +238,25 @@ export interface TrainPhase {
   steps: number;
   /** Median ms per step (the batch gathered, forward, backward, AdamW), per source. */
   step_ms: Partial<Record<'cache' | 'memory', number>>;
+  /** Median ms of gathering one batch (inside the step): the data's own cost, free of the model's noise. */
+  gather_ms: Partial<Record<'cache' | 'memory', number>>;
+  /** Every timed step, in order, per source. */
+  step_ms_all: Partial<Record<'cache' | 'memory', number[]>>;
   images_per_s: Partial<Record<'cache' | 'memory', number>>;
+  /**
+   * With both sources: the median over each ABBA group of 4 steps of (memory ms) / (cache ms),
+   * i.e. throughput from the cache over throughput from memory, paired so that slow periods cancel.
+   */
+  paired_cache_vs_memory?: number;
   /** Resident MB once the model and optimizer exist, before the first step. */
   model_rss_mb: number;
   peak_rss_mb: number;
 }
 
 /**
- * Trains the small model for `steps` steps per source; with both sources the steps alternate
- * (cache, memory, cache, ...) on one model, so load from other processes hits both alike.
+ * Trains the small model for `steps` steps per source; with both sources the steps alternate in
+ * the order cache, memory, memory, cache (repeated) on one model, so that load from other
+ * processes, and any drift over the run, hits both alike.
  */
 function trainPhase(sets: Partial<Record<'cache' | 'memory', ImageSet>>, batch: number, steps: number, warmup: number): TrainPhase {
   torch.manualSeed(1);
@@ -258,13 +268,16 @@ function trainPhase(sets: Partial<Record<'cache' | 'memory', ImageSet>>, batch: 
   const sources = (['cache', 'memory'] as const).filter((k) => sets[k]);
   const its = new Map(sources.map((k) => [k, new BatchIterator(sets[k]!, { batchSize: batch, seed: 3 })]));
   const times = new Map(sources.map((k) => [k, [] as number[]]));
+  const gathers = new Map(sources.map((k) => [k, [] as number[]]));
   const first = model.firstSlice;
   const end = model.S * model.S;
   model.train();
   for (let i = 0; i < (warmup + steps) * sources.length; i++) {
-    const src = sources[i % sources.length]!;
+    // ABBA: 0 1 1 0 0 1 1 0 ...
+    const src = sources.length === 1 ? sources[0]! : sources[(i + (i >> 1)) % 2]!;
     const t0 = performance.now();
     const b = its.get(src)!.nextSync(); // the batch is gathered inside the timed step
+    const tg = performance.now() - t0;
     torch.tidy(() => {
       const x = toBatch(b.data, b.n, cfg, 'cpu');
       const k = torch.randint(first, end, [b.n]);
@@ -272,17 +285,32 @@ function trainPhase(sets: Partial<Record<'cache' | 'memory', ImageSet>>, batch: 
     });
     optim.step();
     optim.zeroGrad();
-    if (i >= warmup * sources.length) times.get(src)!.push(performance.now() - t0);
+    if (i >= warmup * sources.length) {
+      times.get(src)!.push(performance.now() - t0);
+      gathers.get(src)!.push(tg);
+    }
   }
   optim.dispose();
   model.dispose();
   const step_ms: TrainPhase['step_ms'] = {};
   const images_per_s: TrainPhase['images_per_s'] = {};
+  const step_ms_all: TrainPhase['step_ms_all'] = {};
+  const gather_ms: TrainPhase['gather_ms'] = {};
   for (const k of sources) {
+    gather_ms[k] = median(gathers.get(k)!);
+    step_ms_all[k] = times.get(k)!.map((t) => Math.round(t * 10) / 10);
     step_ms[k] = median(times.get(k)!);
     images_per_s[k] = (batch * 1000) / step_ms[k]!;
   }
-  return { sources, batch, steps, step_ms, images_per_s, model_rss_mb, peak_rss_mb: rssMB().peak };
+  let paired: number | undefined;
+  if (sources.length === 2) {
+    const c = times.get('cache')!;
+    const m = times.get('memory')!;
+    const ratios: number[] = [];
+    for (let k = 0; 2 * k + 1 < Math.min(c.length, m.length); k++) ratios.push((m[2 * k]! + m[2 * k + 1]!) / (c[2 * k]! + c[2 * k + 1]!));
+    paired = median(ratios);
+  }
+  return { sources, batch, steps, step_ms, gather_ms, step_ms_all, images_per_s, ...(paired !== undefined ? { paired_cache_vs_memory: paired } : {}), model_rss_mb, peak_rss_mb: rssMB().peak };
 }
 
 /** The decode's train split, opened by the reader every command uses (CacheSet). */
@@ -341,6 +369,8 @@ export interface DataReport extends ReportHeader<'data'> {
     rss: { cache: TrainPhase; memory: TrainPhase };
     /** median images/s from the cache over median from memory. */
     cache_vs_memory: number;
+    /** The same paired by ABBA group (TrainPhase.paired_cache_vs_memory). */
+    paired_cache_vs_memory: number;
     /** peak RSS of the cache runs minus that of the memory runs (MB): what the mapped split costs beyond the model. */
     cache_rss_over_memory_mb: number;
   };
@@ -373,9 +403,9 @@ export async function runDataBench(o: DataBenchOptions = {}): Promise<DataReport
   const count = o.count ?? (quick ? 2000 : FULL_TRAIN);
   const val = o.val ?? (quick ? 200 : FULL_VAL);
   const jpegs = o.jpegs ?? (quick ? 50 : 30_000);
-  const steps = o.steps ?? (quick ? 3 : 40);
+  const steps = o.steps ?? (quick ? 4 : 60);
   const batch = o.batch ?? 8;
-  const rssSteps = quick ? 2 : 10;
+  const rssSteps = quick ? 2 : 60;
   const work = o.work ?? fs.mkdtempSync(path.join(os.tmpdir(), 'spn-data-bench-'));
   const header = reportHeader('data', 'cpu', quick);
   try {
@@ -418,6 +448,7 @@ export async function runDataBench(o: DataBenchOptions = {}): Promise<DataReport
         train_images: count, val_images: val, full_size: count === FULL_TRAIN, release_bytes: bytes, generate_s, decode,
         train: both, rss,
         cache_vs_memory: both.images_per_s.cache! / both.images_per_s.memory!,
+        paired_cache_vs_memory: both.paired_cache_vs_memory!,
         cache_rss_over_memory_mb: rss.cache.peak_rss_mb - rss.memory.peak_rss_mb,
       },
       jpeg,
