@@ -105,8 +105,12 @@ function fmtEta(s: number): string {
  * and, when the loader said how many to expect, the ETA. `what` names the split.
  */
 export function progressSink(out: SplitSink, what: string, onProgress: (m: string) => void, everyMs = 2000, now: () => number = () => performance.now()): SplitSink & { done(): void } {
-  const started = now();
-  let last = started;
+  // the clock starts with the split's first images (a split decoded after another waits for it)
+  let started = -1;
+  let last = 0;
+  const start = () => {
+    if (started < 0) started = last = now();
+  };
   let n = 0;
   let total: number | undefined;
   const line = () => {
@@ -118,10 +122,12 @@ export function progressSink(out: SplitSink, what: string, onProgress: (m: strin
   };
   return {
     expect(t) {
+      start();
       total = t;
       out.expect?.(t);
     },
     write(images, count, s) {
+      start();
       out.write(images, count, s);
       n += count;
       const t = now();
@@ -131,6 +137,7 @@ export function progressSink(out: SplitSink, what: string, onProgress: (m: strin
       }
     },
     done() {
+      start();
       const secs = (now() - started) / 1000;
       onProgress(`decoded ${what}: ${fmtInt(n)} images in ${secs.toFixed(1)} s (${fmtInt(secs > 0 ? n / secs : 0)} images/s)`);
     },
