@@ -1,6 +1,7 @@
 // A run's own data: the split a run was trained and tested on, as its model reads it.
 import { ArgError } from '../errors.js';
 import { loadDataset } from '../data/index.js';
+import { tileSet } from '../data/crop.js';
 import { subsampleSet } from '../data/subsample.js';
 import type { ImageSet } from '../data/types.js';
 import type { RunConfig } from './run.js';
@@ -37,14 +38,15 @@ export async function loadRunSplit(cfg: RunConfig, o: RunSplitOptions = {}): Pro
     return d[split];
   };
   let raw = await load(o.size ?? cfg.size ?? undefined);
-  if (o.size === undefined && (raw.h !== H * sub || raw.w !== W * sub) && H === W && raw.c === C) {
+  if (o.size === undefined && !cfg.crop && (raw.h !== H * sub || raw.w !== W * sub) && H === W && raw.c === C) {
     log(`data: ${spec} has ${raw.h}×${raw.w} images, the model reads ${H * sub}×${W * sub}: resizing to ${H * sub}×${W * sub}`);
     raw = await load(H * sub);
   }
   if (raw.h % sub || raw.w % sub) throw new ArgError(`data ${spec} has ${raw.h}×${raw.w} images, not divisible by the run's subsample ${sub}`);
-  const set = subsampleSet(raw, sub);
+  // A run trained on crops reads the split as its images' crop×crop tiles (data/crop.ts).
+  const set = cfg.crop ? tileSet(subsampleSet(raw, sub), cfg.crop) : subsampleSet(raw, sub);
   if (set.h !== H || set.w !== W || set.c !== C) {
-    throw new ArgError(`data ${spec} (${split}) has images ${set.h}×${set.w}×${set.c}${sub > 1 ? ` after subsampling by ${sub}` : ''}, the model expects ${H}×${W}×${C}`);
+    throw new ArgError(`data ${spec} (${split}) has images ${set.h}×${set.w}×${set.c}${sub > 1 ? ` after subsampling by ${sub}` : ''}${cfg.crop ? ` (tiles of ${cfg.crop}×${cfg.crop})` : ''}, the model expects ${H}×${W}×${C}`);
   }
   return { set, spec };
 }

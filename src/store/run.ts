@@ -15,6 +15,7 @@ export const RunConfig = z
     dataBits: z.number().int().min(1).max(8), // bits of the stored values the run reads
     subsample: z.number().int().positive().default(1), // train on x[::s, ::s] (a size pipeline's base)
     size: z.number().int().positive().nullable().default(null), // dataset --size (images resized to size×size)
+    crop: z.number().int().positive().nullable().default(null), // --crop: trained on random crop×crop patches, tested on the test images' tiles
     seed: z.number().int(),
     device: z.string(),
     stage: z.enum(['full', 'size', 'depth']),

@@ -15,6 +15,7 @@ import { AdamW, EMA } from '../torch/optim/index.js';
 import { BatchIterator } from '../data/batches.js';
 import { loadDataset } from '../data/index.js';
 import { headSet } from '../data/sets.js';
+import { checkCrop, tileSet } from '../data/crop.js';
 import { subsampleSet } from '../data/subsample.js';
 import type { ImageSet } from '../data/types.js';
 import { SPN } from '../spn/model.js';
@@ -66,6 +67,7 @@ export async function openRun(r: ResolvedOptions, world: World, log: (m: string)
         bits: prior?.dataBits ?? from?.dataBits ?? dataBitsOf(r),
         size: prior?.size ?? o.size ?? null,
         subsample: prior?.subsample ?? o.subsample ?? 1,
+        crop: prior?.crop ?? o.crop ?? null,
         resume: resume ? { base: resume.base, meta: resume.meta, bytes: resume.bytes.byteLength } : null,
       };
     });
@@ -76,7 +78,11 @@ export async function openRun(r: ResolvedOptions, world: World, log: (m: string)
         ...(o.cacheDir ? { cacheDir: o.cacheDir } : {}),
         onProgress: (m) => log(`data: ${m}`),
       });
-      return { trainSet: subsampleSet(data.train, plan.subsample), testSet: subsampleSet(data.test, plan.subsample) };
+      const train = subsampleSet(data.train, plan.subsample);
+      const test = subsampleSet(data.test, plan.subsample);
+      if (plan.crop) checkCrop(plan.crop, train.h, train.w, `data ${plan.spec}`);
+      // Trained on random crops of the whole images; tested on the test images' fixed tiles.
+      return { trainSet: train, testSet: plan.crop ? tileSet(test, plan.crop) : test };
     });
     const mine = `train: ${dataFingerprint(trainSet)}; test: ${dataFingerprint(testSet)}`;
     world.same('compare its data', mine, (root, other, rank) =>
@@ -84,14 +90,14 @@ export async function openRun(r: ResolvedOptions, world: World, log: (m: string)
     const cfg = await world.fromRoot('create the run folder', () => {
       const src = source as LoadedCheckpoint | null;
       const c = plan.prior ?? newRunConfig(r, trainSet, src ? { model: src.meta.config.model, from: o.initFrom! } : undefined);
-      checkShape(c, trainSet);
+      checkShape(c, testSet);
       created = !fs.existsSync(dir);
       fs.mkdirSync(files.checkpoints, { recursive: true });
       if (!plan.prior) writeJson(files.config, c);
       else if (!plan.resume) dropMetricsAfter(dir, 0);
       return c;
     });
-    checkShape(cfg, trainSet);
+    checkShape(cfg, testSet);
     // The checkpoint to resume from: rank 0's bytes, on every rank.
     let resume = resumeFrom as ValidCheckpoint | null;
     if (plan.resume) {
@@ -141,9 +147,9 @@ function build(r: ResolvedOptions, dir: string, cfg: RunConfig, trainSet: ImageS
   const batches = new BatchIterator(trainSet, { batchSize: tc.batchSize, seed: cfg.seed, position });
   const caps = { bucketBytes: (r.o.bucketCapMb ?? 25) * MiB, firstBucketBytes: (r.o.firstBucketCapMb ?? 1) * MiB };
   const writer = world.writes ? new FolderWriter(dir) : NULL_WRITER;
-  const s = new TrainingSession(dir, cfg, device, world, writer, model, optim, ema, batches, evalSet, start, caps);
+  const s = new TrainingSession(dir, cfg, device, world, writer, model, optim, ema, batches, { h: trainSet.h, w: trainSet.w, c: trainSet.c }, evalSet, start, caps);
   const ranks = world.size > 1 ? `; ${world.size} ranks (${world.backend}), ${tc.batchSize / world.size} images each per step` : '';
-  log(`model: ${model.numParameters().toLocaleString('en-US')} parameters, S=${mc.scale}, ${mc.bits}-bit, stage ${mc.stage}${cfg.initFrom ? `, from ${cfg.initFrom}` : ''}; data ${cfg.data}: ${trainSet.n} train / ${testSet.n} test images of ${mc.height}×${mc.width}×${mc.channels}${ranks}`);
+  log(`model: ${model.numParameters().toLocaleString('en-US')} parameters, S=${mc.scale}, ${mc.bits}-bit, stage ${mc.stage}${cfg.initFrom ? `, from ${cfg.initFrom}` : ''}; data ${cfg.data}: ${trainSet.n} train / ${testSet.n} test images of ${mc.height}×${mc.width}×${mc.channels}${cfg.crop ? ` (random crops of ${trainSet.h}×${trainSet.w} training images; the test images' tiles)` : ''}${ranks}`);
   return s;
 }
 
@@ -155,6 +161,7 @@ function dataFingerprint(set: ImageSet): string {
   return `${set.n} images of ${set.h}×${set.w}×${set.c} (sha256 of a sample ${h.digest('hex').slice(0, 12)})`;
 }
 
+/** The images the model reads (the test split: whole images, or the tiles of a run on crops) must be its shape. */
 function checkShape(cfg: RunConfig, set: ImageSet): void {
   const mc = cfg.model;
   if (set.h !== mc.height || set.w !== mc.width || set.c !== mc.channels) {

@@ -29,6 +29,8 @@ export interface TrainOptions {
   scale?: number; // override the preset's S
   subsample?: number;
   size?: number; // dataset --size
+  /** Train on random crop×crop patches of the full-resolution images; the test split is cut into crop×crop tiles (data/crop.ts). */
+  crop?: number;
   batchSize?: number;
   lr?: number;
   /** Overrides of the preset, e.g. {'model.dim': 96, 'train.emaDecay': 0.999}; validated like the preset. */
@@ -143,8 +145,10 @@ function overrides(o: TrainOptions, section: 'model' | 'train'): Record<string, 
  * The config of a new run, from the options, the data's image shape and, when fine-tuning, the
  * source run's model config (its architecture: the new run must read images of the same shape).
  */
-export function newRunConfig(r: ResolvedOptions, shape: { h: number; w: number; c: number }, source?: { model: ModelConfig; from: string }): RunConfig {
+export function newRunConfig(r: ResolvedOptions, images: { h: number; w: number; c: number }, source?: { model: ModelConfig; from: string }): RunConfig {
   const { o } = r;
+  // The model reads what it trains on: the crops, or the whole images.
+  const shape = o.crop ? { h: o.crop, w: o.crop, c: images.c } : images;
   if (!r.fresh) throw new Error('newRunConfig: a resumed run has its own config');
   const { presetName, preset, train } = r.fresh;
   const stage = source?.model.stage ?? o.stage ?? 'full';
@@ -175,6 +179,7 @@ export function newRunConfig(r: ResolvedOptions, shape: { h: number; w: number; 
     dataBits: stage === 'depth' ? 8 : model.bits,
     subsample: o.subsample ?? 1,
     size: o.size ?? null,
+    crop: o.crop ?? null,
     seed: o.seed ?? 0,
     device: o.device ?? 'cpu',
     stage,

@@ -63,6 +63,7 @@ export const RUN_OPTIONS = {
   scale: { flag: '--scale', arg: '<S>', value: posInt, help: "the subscale factor S (default: the preset's)", resume: 'compared', saved: (c) => c.model.scale, agreed: true },
   subsample: { flag: '--subsample', arg: '<s>', value: posInt, help: 'train on x[::s, ::s] (the base model of a size pipeline)', resume: 'compared', saved: (c) => c.subsample, agreed: true },
   size: { flag: '--size', arg: '<N>', value: posInt, help: 'resize the dataset to N×N', resume: 'compared', saved: (c) => c.size, agreed: true },
+  crop: { flag: '--crop', arg: '<N>', value: posInt, help: 'train on random N×N crops of the full-resolution images (seeded per image and epoch); the test split is cut into N×N tiles: a model for the codec', resume: 'compared', saved: (c) => c.crop, agreed: true },
   batchSize: { flag: '--batch-size', arg: '<n>', value: posInt, help: "images per step (default: the preset's)", resume: 'compared', saved: (c) => c.train.batchSize, agreed: true },
   lr: { flag: '--lr', arg: '<x>', value: { kind: 'num' }, help: "peak learning rate (default: the preset's)", resume: 'compared', saved: (c) => c.train.lr, agreed: true },
   set: { flag: '--set', arg: '<key=value>', value: { kind: 'set' }, help: 'override a preset setting, e.g. model.dim=96 or train.emaDecay=0.999 (repeatable)', resume: 'compared', agreed: true },

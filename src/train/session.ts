@@ -13,6 +13,7 @@ import { SpnError } from '../errors.js';
 import * as torch from '../torch/index.js';
 import { clipGradNorm, gradNorm, lrAt, type AdamW, type EMA } from '../torch/optim/index.js';
 import type { BatchIterator, Batch } from '../data/batches.js';
+import { randomCrops } from '../data/crop.js';
 import { hashSeed } from '../data/rng.js';
 import type { ImageSet } from '../data/types.js';
 import type { TrainConfig } from '../spn/config.js';
@@ -84,6 +85,8 @@ export class TrainingSession {
     readonly optim: AdamW,
     readonly ema: EMA,
     readonly batches: BatchIterator,
+    /** The shape of the training images (larger than the model's with --crop). */
+    private readonly trainShape: { h: number; w: number; c: number },
     /** The test images the in-training bits/dim is measured on (the first evalImages). */
     readonly evalSet: ImageSet,
     start: SessionStart,
@@ -147,8 +150,10 @@ export class TrainingSession {
     const m = batch.n / world.size; // checked to divide when the run opened
     const size = cfg.model.height * cfg.model.width * cfg.model.channels;
     optim.lr = this.lr();
+    // --crop: one random crop of each image, drawn from the batch's position (a resume repeats it).
+    const images = cfg.crop ? randomCrops(batch.data, batch.n, this.trainShape, cfg.crop, { seed: cfg.seed, epoch: batch.epoch, index: batch.index }) : batch.data;
     const local = torch.tidy(() => {
-      const b = toBatch(batch.data.subarray(world.rank * m * size, (world.rank + 1) * m * size), m, cfg.model, device);
+      const b = toBatch(images.subarray(world.rank * m * size, (world.rank + 1) * m * size), m, cfg.model, device);
       const x = reps > 1 ? torch.repeatInterleave(b.x, reps, 0) : b.x;
       const given = b.given && reps > 1 ? torch.repeatInterleave(b.given, reps, 0) : b.given;
       // Drawn on the CPU generator (saved in checkpoints) so a resumed run repeats the draws on
