@@ -24,6 +24,7 @@ import { register as registerUpscale } from './upscale.js';
 import { register as registerCompress } from './compress.js';
 import { register as registerDecompress } from './decompress.js';
 import { register as registerScore } from './score.js';
+import { register as registerRecipe } from './recipe.js';
 
 const program = new Command();
 // Set before the subcommands are added: they inherit the exit override and the output settings.
@@ -49,6 +50,7 @@ registerUpscale(program);
 registerCompress(program);
 registerDecompress(program);
 registerScore(program);
+registerRecipe(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -122,6 +122,15 @@ export const PRESETS: Record<string, Preset> = {
     model: { bits: 8, scale: 4, dim: 672, heads: 8, condLayers: 8, decLayers: 8, kernel: 3, dropout: 0.1 },
     train: { batchSize: 64, lr: 3e-4, warmupSteps: 2000, emaDecay: 0.9999, evalImages: 2000 },
   },
+  // The first stage of the CelebA-HQ 256 recipes (store/recipes.ts): 32×32 images (the 256×256
+  // image subsampled by 8, i.e. slice 0 of the size stage) at 3 (or 5) bits. S=2 and the width are
+  // ours: the paper's text we could read does not give this stage's network.
+  'celebahq256-base': {
+    description: 'CelebA-HQ 256 recipe, first stage: 32×32 (--subsample 8) at 3 bits, S=2 (slices of 16×16)',
+    shape: [32, 32, 3],
+    model: { bits: 3, scale: 2, dim: 512, heads: 8, condLayers: 8, decLayers: 8, kernel: 3, dropout: 0.1 },
+    train: { batchSize: 64, lr: 3e-4, warmupSteps: 2000, emaDecay: 0.9999, evalImages: 2000 },
+  },
   'celebahq256-gpu': {
     description: 'CelebA-HQ 256×256, S=8 (slices of 32×32), the 3-bit stage; --stage depth for the 5 low bits',
     shape: [256, 256, 3],
