@@ -14,6 +14,7 @@ import type { DistributedReport } from './distributed.js';
 import { fmt, int, notRunText, readJson } from './md.js';
 import { buildsSection, codecSection, codecTilesSection, gpuSection, oodSection } from './report-extra.js';
 import { dataSection } from './data-report.js';
+import { paperSection } from './paper-report.js';
 
 export const BENCHMARK_NAMES = ['engine', 'efficiency', 'throughput', 'distributed', 'sampling', 'bpd'] as const;
 export type BenchmarkName = (typeof BENCHMARK_NAMES)[number];
@@ -21,7 +22,7 @@ export type BenchmarkName = (typeof BENCHMARK_NAMES)[number];
 export const TRAINED_RUN_BENCHMARKS = ['codec', 'codec-single', 'codec-mosaic', 'ood'] as const;
 export type TrainedRunBenchmark = (typeof TRAINED_RUN_BENCHMARKS)[number];
 /** Benchmarks that write and read tens of GB (bench/data.ts): run only when named in --only. */
-export const OPT_IN_BENCHMARKS = ['data'] as const;
+export const OPT_IN_BENCHMARKS = ['data', 'paper'] as const;
 export type OptInBenchmark = (typeof OPT_IN_BENCHMARKS)[number];
 
 /** What a benchmark that failed or could not run leaves in its JSON file. */
@@ -314,6 +315,7 @@ export function renderBenchmarksMd(resultsDir: string, outDir: string): string {
     `## Out-of-distribution detection (spn score --ood)\n\n${oodSection(resultsDir)}\n`,
     `## GPU check (npm run gpu-check)\n\n${gpuSection(resultsDir)}\n`,
     `## Datasets at the paper's sizes (the data cache)\n\n${dataSection(resultsDir)}\n`,
+    `## The CelebA-HQ 256 recipe at its real size, on CPU (--only paper)\n\n${paperSection(resultsDir)}\n`,
   ].join('\n');
 }
 

@@ -6,6 +6,7 @@
 //                    [--device cpu|cuda] [--threads N] [--max-gb N] [--bpd-run DIR]
 //                    [--codec-run DIR] [--codec-data SPEC] [--codec-limit N]
 //                    [--data-count N] [--data-jpegs N]   (data: --only data)
+//                    (paper: --only paper, the CelebA-HQ 256 recipe's stages at full size on CPU)
 //                    [--before DIR] [--two-hosts]        (distributed: another build beside this one; two network namespaces)
 //                    [--results DIR] [--out BENCHMARKS.md]
 //
@@ -144,6 +145,7 @@ export async function runAll(o: RunOptions = {}): Promise<void> {
   });
   await attempt('data', async () =>
     (await import('./data.js')).runDataBench({ quick, log, ...(o.dataCount !== undefined ? { count: o.dataCount } : {}), ...(o.dataJpegs !== undefined ? { jpegs: o.dataJpegs } : {}) }));
+  await attempt('paper', async () => (await import('./paper.js')).runPaperBench({ quick, log }));
   writeBenchmarksMd(resultsDir, out);
   log(`\nwrote ${out} from ${resultsDir}/`);
 }
