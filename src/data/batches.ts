@@ -93,10 +93,11 @@ export class BatchIterator {
     const b = ready ? await ready : this.make(this.pos);
     this.pos = this.after(b);
     const nextPos = this.pos;
-    this.ahead = {
-      ...nextPos,
-      batch: new Promise((resolve) => setImmediate(() => resolve(this.make(nextPos)))),
-    };
+    // A set that reads off the main thread (a cache file) starts the reads now, so they overlap
+    // the caller's training step; otherwise the batch is made on the next turn of the event loop.
+    const batch = this.set.gatherAsync ? this.makeAsync(nextPos) : new Promise<Batch>((resolve) => setImmediate(() => resolve(this.make(nextPos))));
+    batch.catch(() => {}); // a failed prefetch is reported when that batch is asked for
+    this.ahead = { ...nextPos, batch };
     return b;
   }
 
@@ -119,6 +120,17 @@ export class BatchIterator {
       this.perms.set(epoch, p);
     }
     return p;
+  }
+
+  private indices(p: BatchPosition, n: number): ArrayLike<number> {
+    if (this.shuffle) return this.perm(p.epoch).subarray(p.index, p.index + n);
+    return Array.from({ length: n }, (_, i) => p.index + i);
+  }
+
+  private async makeAsync(p: BatchPosition): Promise<Batch> {
+    const n = Math.min(this.batchSize, this.set.n - p.index);
+    const data = await this.set.gatherAsync!(this.indices(p, n));
+    return { data, n, epoch: p.epoch, index: p.index };
   }
 
   private make(p: BatchPosition): Batch {

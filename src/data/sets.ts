@@ -61,6 +61,16 @@ export abstract class BaseSet implements ImageSet {
     return this.gatherChecked(indices);
   }
 
+  async gatherAsync(indices: ArrayLike<number>): Promise<Uint8Array> {
+    checkIndices(indices, this.n);
+    return this.gatherCheckedAsync(indices);
+  }
+
+  /** By default the synchronous gather; sets backed by files read asynchronously. */
+  protected gatherCheckedAsync(indices: ArrayLike<number>): Promise<Uint8Array> {
+    return Promise.resolve(this.gatherChecked(indices));
+  }
+
   /** Images [start, start + count), already checked. */
   protected abstract readRange(start: number, count: number): Uint8Array;
 
@@ -117,6 +127,11 @@ class SliceSet extends BaseSet {
   protected override gatherChecked(indices: ArrayLike<number>): Uint8Array {
     return this.src.gather(Array.from(indices, (i) => i + this.start));
   }
+
+  protected override gatherCheckedAsync(indices: ArrayLike<number>): Promise<Uint8Array> {
+    const shifted = Array.from(indices, (i) => i + this.start);
+    return this.src.gatherAsync ? this.src.gatherAsync(shifted) : Promise.resolve(this.src.gather(shifted));
+  }
 }
 
 /** Images [start, start + count) of `set`, as a set (a view: nothing is read until asked). */
@@ -146,6 +161,11 @@ class MapSet extends BaseSet {
 
   protected override gatherChecked(indices: ArrayLike<number>): Uint8Array {
     return this.f(this.src.gather(indices), indices.length);
+  }
+
+  protected override async gatherCheckedAsync(indices: ArrayLike<number>): Promise<Uint8Array> {
+    const x = this.src.gatherAsync ? await this.src.gatherAsync(indices) : this.src.gather(indices);
+    return this.f(x, indices.length);
   }
 }
 

@@ -14,6 +14,11 @@ export interface ImageSet {
   read(start: number, count: number): Uint8Array;
   /** The images at `indices`, in that order: a fresh (k, H, W, C) uint8 copy. */
   gather(indices: ArrayLike<number>): Uint8Array;
+  /**
+   * gather() off the main thread where the set can (a cache file: reads on libuv's threads), so a
+   * batch prepared ahead overlaps the training step. Optional; BatchIterator falls back to gather().
+   */
+  gatherAsync?(indices: ArrayLike<number>): Promise<Uint8Array>;
 }
 
 export interface Dataset {

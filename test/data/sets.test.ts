@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { BatchIterator } from '../../src/data/batches.js';
 import { loadDataset } from '../../src/data/index.js';
 import { CacheSet } from '../../src/data/cache.js';
 import { applyBits, shiftSet } from '../../src/data/bits.js';
@@ -87,5 +88,28 @@ describe('a cached split', () => {
     expect(train.gather(idx)).toEqual(ref.gather(idx));
     expect(applyBits(subsampleSet(train, 4), 2).gather([3, 3])).toEqual(applyBits(subsampleSet(ref, 4), 2).gather([3, 3]));
     expect(() => train.read(6, 2)).toThrow(/out of range for a set of 7/);
+    // off the main thread: the same bytes, through views too
+    expect(await train.gatherAsync!(idx)).toEqual(ref.gather(idx));
+    const view = applyBits(subsampleSet(train, 2), 3);
+    expect(await view.gatherAsync!([5, 1])).toEqual(view.gather([5, 1]));
+  });
+
+  it('BatchIterator prefetches from a cache file off the main thread: the same batches as synchronous iteration; a failure reaches next()', async () => {
+    const dir = tmpDir();
+    fs.writeFileSync(path.join(dir, 'data_batch_1.bin'), cifarBytes(bytes(10 * 3072, 8)));
+    fs.writeFileSync(path.join(dir, 'test_batch.bin'), cifarBytes(bytes(3072, 9)));
+    const cacheDir = tmpDir('spn-cache-');
+    await loadDataset(`cifar10:${dir}`, { cacheDir });
+    const { train } = await loadDataset(`cifar10:${dir}`, { cacheDir });
+    const a = new BatchIterator(train, { batchSize: 3, seed: 4 });
+    const b = new BatchIterator(train, { batchSize: 3, seed: 4 });
+    for (let i = 0; i < 7; i++) expect((await a.next()).data).toEqual(b.nextSync().data);
+    const c = new BatchIterator(train, { batchSize: 2, shuffle: false });
+    expect((await c.next()).data).toEqual(train.read(0, 2));
+    const file = path.join(cacheDir, fs.readdirSync(cacheDir).find((f) => f.endsWith('.train.bin'))!);
+    fs.truncateSync(file, 5000);
+    // batch 2 was read ahead before the change (whole, valid); batch 3's read, started after it, fails
+    expect((await c.next()).data).toEqual(memorySet(bytes(10 * 3072, 8), { n: 10, h: 32, w: 32, c: 3 }).read(2, 2));
+    await expect(c.next()).rejects.toThrow(/\.train\.bin: the data cache is now 5000 bytes/);
   });
 });
