@@ -219,6 +219,7 @@ function throughputSection(r: ThroughputReport): string {
 }
 
 function distributedSection(r: DistributedReport): string {
+  if (!Array.isArray(r.presets)) return 'The saved report is of an older version of this benchmark: rerun `npm run bench -- --only distributed`.';
   const pct = (x: number | null) => (x === null ? '–' : `${(100 * x).toFixed(1)}%`);
   const build = (b: string) => (b === 'before' ? `before${r.before?.commit ? ` (${r.before.commit.slice(0, 7)})` : ''}` : 'this');
   const rows = r.entries.map((e) =>
