@@ -199,26 +199,34 @@ async function freePort(): Promise<number> {
 
 const ip = (...args: string[]) => spawnSync('ip', args, { encoding: 'utf8' });
 
-/** Two namespaces joined by a veth pair, each end's sending side limited to `rate` by tbf; null and the reason when not possible. */
-function makeHosts(rate: string): { ns: string[]; veth: string[]; remove: () => void } | string {
-  const tag = `${process.pid % 100000}`;
-  const ns = [`spnbA${tag}`, `spnbB${tag}`];
-  const veth = [`sba${tag}`, `sbb${tag}`];
+/**
+ * Two network namespaces joined by a veth pair, addresses `${subnet}.1` and `${subnet}.2` (/24),
+ * each end's sending side limited to `rate` by tbf when given: two hosts on one machine (this
+ * benchmark and test/train/distributed.test.ts). The reason instead when that is not possible
+ * here (it needs root and iproute2).
+ */
+export function makeHosts(o: { subnet: string; tag: string; rate?: string }): { ns: string[]; veth: string[]; addr: string[]; remove: () => void } | string {
+  const ns = [`spnA${o.tag}`, `spnB${o.tag}`];
+  const veth = [`spa${o.tag}`, `spb${o.tag}`];
+  const addr = [`${o.subnet}.1`, `${o.subnet}.2`];
   const remove = () => {
     for (const n of ns) ip('netns', 'del', n); // takes its end of the veth pair with it
   };
   const made = ip('netns', 'add', ns[0]!);
   if (made.status !== 0) return `ip netns is not possible here (${(made.stderr || made.error?.message || '').trim()}): two namespaces need root and iproute2`;
-  // tbf's bucket holds 10 ms at the rate (at least what one timer tick sends), its queue 50 ms.
-  const bits = Number(/^(\d+)gbit$/.exec(rate)?.[1] ?? NaN) * 1e9;
-  const burst = `${Math.max(64, Math.round(bits / 8 / 100 / 1024))}kb`;
   const steps = [
     ['netns', 'add', ns[1]!], ['link', 'add', veth[0]!, 'type', 'veth', 'peer', 'name', veth[1]!],
     ['link', 'set', veth[0]!, 'netns', ns[0]!], ['link', 'set', veth[1]!, 'netns', ns[1]!],
-    ['-n', ns[0]!, 'addr', 'add', '10.213.1.1/24', 'dev', veth[0]!], ['-n', ns[1]!, 'addr', 'add', '10.213.1.2/24', 'dev', veth[1]!],
+    ['-n', ns[0]!, 'addr', 'add', `${addr[0]}/24`, 'dev', veth[0]!], ['-n', ns[1]!, 'addr', 'add', `${addr[1]}/24`, 'dev', veth[1]!],
     ['-n', ns[0]!, 'link', 'set', veth[0]!, 'up'], ['-n', ns[1]!, 'link', 'set', veth[1]!, 'up'],
     ['-n', ns[0]!, 'link', 'set', 'lo', 'up'], ['-n', ns[1]!, 'link', 'set', 'lo', 'up'],
   ];
+  if (o.rate) {
+    // tbf's bucket holds 10 ms at the rate (at least 64 kB), its queue 50 ms.
+    const bits = Number(/^(\d+)gbit$/.exec(o.rate)?.[1] ?? NaN) * 1e9;
+    const burst = `${Math.max(64, Math.round(bits / 8 / 100 / 1024))}kb`;
+    for (const [i, n] of ns.entries()) steps.push(['netns', 'exec', n, 'tc', 'qdisc', 'add', 'dev', veth[i]!, 'root', 'tbf', 'rate', o.rate, 'burst', burst, 'latency', '50ms']);
+  }
   for (const st of steps) {
     const r = ip(...st);
     if (r.status !== 0) {
@@ -226,22 +234,15 @@ function makeHosts(rate: string): { ns: string[]; veth: string[]; remove: () => 
       return `ip ${st.join(' ')}: ${r.stderr.trim()}`;
     }
   }
-  for (const [i, n] of ns.entries()) {
-    const r = spawnSync('ip', ['netns', 'exec', n, 'tc', 'qdisc', 'add', 'dev', veth[i]!, 'root', 'tbf', 'rate', rate, 'burst', burst, 'latency', '50ms'], { encoding: 'utf8' });
-    if (r.status !== 0) {
-      remove();
-      return `tc qdisc add dev ${veth[i]} root tbf rate ${rate}: ${r.stderr.trim()}`;
-    }
-  }
-  return { ns, veth, remove };
+  return { ns, veth, addr, remove };
 }
 
 /** The ranks of a two-rank job, one in each namespace; rank 0 writes the run folder. */
-function launchHosts(cli: string, args: string[], out: string, hosts: { ns: string[]; veth: string[] }, port: number): Launch {
+function launchHosts(cli: string, args: string[], out: string, hosts: { ns: string[]; veth: string[]; addr: string[] }, port: number): Launch {
   const run = path.join(out, 'run');
   const procs = [0, 1].map((r) => spawn('ip', ['netns', 'exec', hosts.ns[r]!, process.execPath, cli, 'train', '--out', run, ...args], {
     stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...process.env, RANK: String(r), WORLD_SIZE: '2', LOCAL_RANK: '0', LOCAL_WORLD_SIZE: '1', MASTER_ADDR: '10.213.1.1', MASTER_PORT: String(port), GLOO_SOCKET_IFNAME: hosts.veth[r]! },
+    env: { ...process.env, RANK: String(r), WORLD_SIZE: '2', LOCAL_RANK: '0', LOCAL_WORLD_SIZE: '1', MASTER_ADDR: hosts.addr[0]!, MASTER_PORT: String(port), GLOO_SOCKET_IFNAME: hosts.veth[r]! },
   }));
   return { procs, run, cleanup: () => {} };
 }
@@ -249,7 +250,7 @@ function launchHosts(cli: string, args: string[], out: string, hosts: { ns: stri
 async function twoHosts(o: { clis: { build: BuildName; cli: string }[]; preset: string; data: string; precision: 'bf16' | 'fp32'; warmup: number; records: number; subpixelsPerStep: number; rates: string[]; log: (line: string) => void }): Promise<{ entries: TwoHostEntry[]; note?: string }> {
   const entries: TwoHostEntry[] = [];
   for (const rate of o.rates) {
-    const hosts = makeHosts(rate);
+    const hosts = makeHosts({ subnet: '10.213.1', tag: `b${process.pid % 100000}`, rate });
     if (typeof hosts === 'string') return { entries, note: hosts };
     try {
       const modes: { mode: TwoHostEntry['mode']; cli: string; extra: string[] }[] = [];

@@ -20,7 +20,7 @@ import { evaluate } from '../../src/store/evaluate.js';
 import { freePort, planLaunch } from '../../src/train/launch.js';
 import { jobFromEnv, rankDevice } from '../../src/train/c10d-world.js';
 import { renderBenchmarksMd } from '../../bench/report.js';
-import type { DistributedReport } from '../../bench/distributed.js';
+import { makeHosts, type DistributedReport } from '../../bench/distributed.js';
 import { runFiles } from '../../src/store/run.js';
 import type { TrainOptions, TrainResult } from '../../src/train/trainer.js';
 import { cleanupTmp, smoothImages, tmpDir, writeIdx } from '../data/fixtures.js';
@@ -281,35 +281,20 @@ describe('two ranks train on exactly the examples of one process', () => {
   });
 
   it('two hosts (network namespaces joined by a veth pair) give the same run, bit for bit', async (ctx) => {
-    const ns = [`spnA${process.pid}`, `spnB${process.pid}`];
-    const veth = [`spa${process.pid}`, `spb${process.pid}`];
-    const ip = (...args: string[]) => spawnSync('ip', args, { encoding: 'utf8' });
-    const made = ip('netns', 'add', ns[0]!);
-    if (made.status !== 0) {
-      ctx.skip(true, `ip netns is not possible here (${(made.stderr || made.error?.message || '').trim()}): two namespaces need root and iproute2`);
-    }
+    const made = makeHosts({ subnet: '10.213.0', tag: String(process.pid) });
+    if (typeof made === 'string') ctx.skip(true, made);
+    const { ns, veth, addr, remove } = made as Exclude<typeof made, string>;
     try {
-      const steps = [
-        ['netns', 'add', ns[1]!], ['link', 'add', veth[0]!, 'type', 'veth', 'peer', 'name', veth[1]!],
-        ['link', 'set', veth[0]!, 'netns', ns[0]!], ['link', 'set', veth[1]!, 'netns', ns[1]!],
-        ['-n', ns[0]!, 'addr', 'add', '10.213.0.1/24', 'dev', veth[0]!], ['-n', ns[1]!, 'addr', 'add', '10.213.0.2/24', 'dev', veth[1]!],
-        ['-n', ns[0]!, 'link', 'set', veth[0]!, 'up'], ['-n', ns[1]!, 'link', 'set', veth[1]!, 'up'],
-        ['-n', ns[0]!, 'link', 'set', 'lo', 'up'], ['-n', ns[1]!, 'link', 'set', 'lo', 'up'],
-      ];
-      for (const s of steps) {
-        const r = ip(...s);
-        if (r.status !== 0) throw new Error(`ip ${s.join(' ')}: ${r.stderr}`);
-      }
       const dir = newOut();
       // GLOO_SOCKET_IFNAME: this machine's name resolves to a loopback address, which the other
       // namespace cannot reach (as on hosts whose name does not resolve to the cluster network).
-      const hosts = await job(2, { out: dir }, (r) => ({ netns: ns[r]!, env: { GLOO_SOCKET_IFNAME: veth[r]! } }), '10.213.0.1');
+      const hosts = await job(2, { out: dir }, (r) => ({ netns: ns[r]!, env: { GLOO_SOCKET_IFNAME: veth[r]! } }), addr[0]);
       for (const h of hosts) expect(h.event, h.message).toBe('result');
       expect(hosts[0]!.losses).toEqual(pair[0]!.losses);
       expect(hosts.map((h) => h.result.weightsSha256)).toEqual([pair[0]!.result.weightsSha256, pair[0]!.result.weightsSha256]);
       expect(hosts[0]!.result.lastTestBpd).toBe(pair[0]!.result.lastTestBpd);
     } finally {
-      for (const n of ns) ip('netns', 'del', n); // takes its end of the veth pair with it
+      remove();
     }
   });
 });
