@@ -53,12 +53,12 @@ export const RECIPES: Record<string, Recipe> = {
       { name: 'size', preset: 'celebahq256-gpu', stage: 'size', bits: 3, what: '256×256×3 at 3 bits: slices 1..63 of S=8 (32×32 each) given slice 0' },
       { name: 'depth', preset: 'celebahq256-gpu', stage: 'depth', givenBits: 3, what: '256×256×3 at 8 bits: the low 5 bits given the high 3, S=8' },
     ],
-    paper: 'three networks: a decoder of small low-depth images (the 256×256 image subsampled), a size-upscaling decoder to 256×256 at low depth, a depth-upscaling decoder to 8 bits; 3-bit intermediate depth; S=8 with 32×32 slices at 256×256',
+    paper: 'three networks: a decoder of small low-depth images (the 256×256 image subsampled), a size-upscaling decoder to 256×256 at low depth, a depth-upscaling decoder to 8 bits (the 3-bit intermediate depth and S=8 with 32×32 slices as issue #21 states them: not confirmed in the text we could read)',
     ours: 'the stage order and bits as the paper; the base model\'s S=2 and every width/depth (512 wide, 8 conditioning + 8 decoder blocks) are ours: the paper\'s per-stage layer counts, widths and batch sizes were not in the text we could read',
   },
   'celebahq256-5bit': {
     name: 'celebahq256-5bit',
-    description: 'CelebA-HQ 256×256 5-bit (the setting Glow reports): 32×32 5-bit -> 256×256 5-bit (S=8)',
+    description: 'CelebA-HQ 256×256 5-bit: 32×32 5-bit -> 256×256 5-bit (S=8)',
     data: 'folder:data/celebahq256',
     shape: [256, 256, 3],
     bits: 5,
@@ -66,7 +66,7 @@ export const RECIPES: Record<string, Recipe> = {
       { name: 'base', preset: 'celebahq256-base', stage: 'full', subsample: 8, bits: 5, what: '32×32×3 at 5 bits (slice 0 of the 256×256 image at S=8), S=2' },
       { name: 'size', preset: 'celebahq256-gpu', stage: 'size', bits: 5, what: '256×256×3 at 5 bits: slices 1..63 of S=8 given slice 0' },
     ],
-    paper: 'CelebA-HQ 256 at 5 bits is one of the paper\'s likelihood settings (compared with Glow); S=8, 32×32 slices',
+    paper: 'CelebA-HQ 256 at 5 bits is named by issue #21 as one of the paper\'s settings; what the paper\'s 5-bit chain was (S, stages) was not in the text we could read',
     ours: 'size upscaling alone at 5 bits: a depth stage here always ends at 8 bits (givenBits + bits = 8), so a 3-bit -> 5-bit depth stage is not expressible; whether the paper\'s 5-bit model used a depth stage we could not find',
   },
   imagenet64: {
@@ -76,7 +76,7 @@ export const RECIPES: Record<string, Recipe> = {
     shape: [64, 64, 3],
     bits: 8,
     stages: [{ name: 'spn', preset: 'imagenet64-paper', stage: 'full', what: '64×64×3 at 8 bits, S=4: sixteen 16×16 slices' }],
-    paper: 'a single SPN on 64×64 8-bit images; 3.52 bits/dim on the test set',
+    paper: 'a single SPN on 64×64 8-bit images; 3.52 bits/dim on the test set (as a results listing quotes the paper)',
     ours: 'S=4 and about 150M parameters as the project\'s imagenet64-paper preset (672 wide, 8 + 8 blocks); the paper\'s exact layer counts, batch size and learning-rate schedule were not in the text we could read',
   },
   imagenet32: {
@@ -86,7 +86,7 @@ export const RECIPES: Record<string, Recipe> = {
     shape: [32, 32, 3],
     bits: 8,
     stages: [{ name: 'spn', preset: 'imagenet32-gpu', stage: 'full', what: '32×32×3 at 8 bits, S=2: four 16×16 slices' }],
-    paper: 'a single SPN on 32×32 8-bit images; 3.85 bits/dim on the test set',
+    paper: 'a single SPN on 32×32 8-bit images; 3.85 bits/dim on the test set (as a results listing quotes the paper)',
     ours: 'S=2 (16×16 slices) and the imagenet32-gpu preset (512 wide, 8 + 8 blocks), not the paper\'s size, which we could not find',
   },
 };
