@@ -237,15 +237,19 @@ export function runPaperBench(o: PaperBenchOptions = {}): PaperReport {
     const lim = t.peak_rss_mb + 1024;
     targets.push({ name: `${st.name}: in-training evaluation at most the step's peak + 1 GB`, limit_mb: lim, measured_mb: t.in_training_eval.peak_rss_mb, met: t.in_training_eval.peak_rss_mb <= lim });
   }
-  return { ...header, recipe: RECIPE.name, cpu_flags: cpuFlags(), gpu: 'none: no GPU in this session; the CPU numbers only', load_before, load_after: loadavg(), stages, targets };
+  // the children measure on SPN_THREADS threads (main() below), not on the parent's count
+  return { ...header, threads: childThreads(), recipe: RECIPE.name, cpu_flags: cpuFlags(), gpu: 'none: no GPU in this session; the CPU numbers only', load_before, load_after: loadavg(), stages, targets };
 }
+
+/** The libtorch threads of each measuring process: SPN_THREADS, else 1 (fp32 on one thread). */
+const childThreads = (): number => Number(process.env.SPN_THREADS ?? 1);
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: { phase: { type: 'string' }, stage: { type: 'string' }, batch: { type: 'string' }, images: { type: 'string' }, quick: { type: 'boolean', default: false } },
     strict: true,
   });
-  torch.setNumThreads(Number(process.env.SPN_THREADS ?? 1));
+  torch.setNumThreads(childThreads());
   if (!values.phase) {
     process.stdout.write(JSON.stringify(runPaperBench({ quick: values.quick }), null, 2) + '\n');
     return;
