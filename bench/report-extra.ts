@@ -107,8 +107,7 @@ export function codecSection(dir: string): string {
   ].join('\n');
 }
 
-const trainedText = (t: RunTraining | null): string =>
-  t ? `${typeof t.minutes === 'number' ? `\`--minutes ${t.minutes}\`: ` : ''}${int(t.steps)} steps, the last logged after ${fmt(t.seconds / 60, 1)} minutes of training` : 'training time not recorded';
+const trainedText = (t: RunTraining | null): string => (t ? `${int(t.steps)} steps, the last logged after ${fmt(t.seconds / 60, 1)} minutes of wall-clock training` : 'training time not recorded');
 const loadText = (l: [number, number] | undefined): string => (l ? `, with the machine's 1-minute load average ${fmt(l[0], 1)} at the start and ${fmt(l[1], 1)} at the end (shared cores: timings are upper bounds)` : '');
 const flagsText = (flags: string[]): string => (flags.length ? flags.join(', ') : 'none of avx2, avx512f, avx512_bf16, amx_tile');
 
