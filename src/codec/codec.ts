@@ -100,7 +100,7 @@ function checkImages(images: CodecImage[], models: CodecModels, label: (i: numbe
       throw new ArgError(`image ${label(i)} is ${im.width}×${im.height} (W×H); a version 1 file codes only the model's ${width}×${height} (version 2 codes any size)`);
     }
     const problem = sizeProblem(im.height, im.width);
-    if (problem) throw new ArgError(`image ${label(i)}: ${problem}`);
+    if (problem) throw new ArgError(`image ${label(i)} is ${problem}`);
     if (im.data.length !== im.height * im.width * channels) {
       throw new ArgError(`image ${label(i)} has ${im.data.length} values; ${im.width}×${im.height} with the model's ${channels} channel(s) is ${im.height * im.width * channels}`);
     }

@@ -163,7 +163,7 @@ export function decodeContainer2(bytes: Uint8Array, file: string): ContainerV2 {
     const height = r.varint(`image ${i}'s height`);
     const width = r.varint(`image ${i}'s width`);
     const problem = sizeProblem(height, width);
-    if (problem) throw new FormatError(`${file}: image ${i} declares a size of ${problem}`);
+    if (problem) throw new FormatError(`${file}: image ${i} declares ${problem}`);
     pixels += height * width;
     if (pixels > MAX_FILE_SUBPIXELS) throw new FormatError(`${file}: its images declare more than ${MAX_FILE_SUBPIXELS} pixels together (image ${i} passes it)`);
     const n = r.varint(`image ${i}'s stream length`);

@@ -91,7 +91,7 @@ export async function readImageFile(file: string, want: ReadSpec): Promise<FileI
     throw new FormatError(`${file} is ${declared.width}×${declared.height} (W×H); the model codes ${want.width}×${want.height} images (no resizing)`);
   }
   const problem = sizeProblem(declared.height, declared.width);
-  if (problem) throw new FormatError(`${file} declares a size of ${problem}`);
+  if (problem) throw new FormatError(`${file} declares ${problem}`);
   const raw = isPng ? decodePng(file, buf) : await decodeJpeg(file, buf);
   if (raw.width !== declared.width || raw.height !== declared.height) {
     throw new FormatError(`${file} decodes to ${raw.width}×${raw.height}, not the ${declared.width}×${declared.height} its header declares`);

@@ -15,8 +15,8 @@ export const MAX_STAGES = 16;
 
 /** Why an image of height×width is too large to code, or null when it is not. */
 export function sizeProblem(height: number, width: number): string | null {
-  if (!Number.isSafeInteger(height) || !Number.isSafeInteger(width) || height < 1 || width < 1) return `${width}×${height} (W×H) is not a size of at least 1×1`;
-  if (height > MAX_SIDE || width > MAX_SIDE) return `${width}×${height} (W×H) exceeds the largest side the codec takes (${MAX_SIDE})`;
-  if (height * width > MAX_IMAGE_PIXELS) return `${width}×${height} (W×H) is ${height * width} pixels, more than the ${MAX_IMAGE_PIXELS} (8192×8192) the codec takes`;
+  if (!Number.isSafeInteger(height) || !Number.isSafeInteger(width) || height < 1 || width < 1) return `${width}×${height} (W×H), not a size of at least 1×1`;
+  if (height > MAX_SIDE || width > MAX_SIDE) return `${width}×${height} (W×H), a side longer than the ${MAX_SIDE} the codec takes`;
+  if (height * width > MAX_IMAGE_PIXELS) return `${width}×${height} (W×H), ${height * width} pixels, more than the ${MAX_IMAGE_PIXELS} (8192×8192) the codec takes`;
   return null;
 }
