@@ -10,7 +10,8 @@
 // cores: minutes). So the runs stop at their last step as Ctrl-C would (the trainer's
 // interruptAtStep hook; a stopped run skips the final sample grid, which would draw a 256×256
 // image per stage), and `spn sample --pipeline` and the decoding half of the compress round trip
-// run only with SPN_TEST_256_DRAW=1 (several minutes).
+// run only with SPN_TEST_256_DRAW=1 (measured on 2 shared cores at load 3 to 9: the default part
+// 47 s of tests after 40 s of training; the sample 244 s, the round trip 333 s).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PNG } from 'pngjs';
