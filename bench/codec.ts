@@ -36,7 +36,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { evaluate } from '../src/store/evaluate.js';
 import * as torch from '../src/torch/index.js';
-import { emitReport, reportHeader, runIfMain, type ReportHeader } from './machine.js';
+import { emitReport, reportHeader, runIfMain, type ReportHeader, cpuFlags } from './machine.js';
 
 export interface CodecBenchOptions {
   run: string;
@@ -242,14 +242,6 @@ function trainedFor(run: string): RunTraining | null {
 }
 
 /** This machine's matmul extensions (what the model's arithmetic ran on). */
-function cpuFlags(): string[] {
-  try {
-    const info = fs.readFileSync('/proc/cpuinfo', 'utf8');
-    return ['avx512_bf16', 'amx_tile', 'avx512f', 'avx2'].filter((f) => new RegExp(`\\b${f}\\b`).test(info));
-  } catch {
-    return [];
-  }
-}
 
 const raw = (im: CodecImage, channels: number, bits: number): RawImage => ({
   data: bits < 8 ? im.data.map((v) => v << (8 - bits)) : im.data, width: im.width, height: im.height, channels: channels as 1 | 3,

@@ -30,7 +30,7 @@ import { AdamW } from '../src/torch/optim/index.js';
 import { parseModelConfig, type ModelConfig } from '../src/spn/config.js';
 import { SPN } from '../src/spn/model.js';
 import { toBatch } from '../src/spn/stage.js';
-import { emitReport, median, reportHeader, runIfMain, type ReportHeader } from './machine.js';
+import { emitReport, median, reportHeader, runIfMain, type ReportHeader, cpuFlags } from './machine.js';
 
 export const FULL_TRAIN = 1_281_167;
 export const FULL_VAL = 50_000;
@@ -389,13 +389,6 @@ export interface DataBenchOptions {
   log?: (line: string) => void;
 }
 
-function cpuFlags(): string[] {
-  try {
-    return [...new Set(fs.readFileSync('/proc/cpuinfo', 'utf8').match(/\b(avx512_bf16|amx_tile)\b/g) ?? [])].sort();
-  } catch {
-    return [];
-  }
-}
 
 export async function runDataBench(o: DataBenchOptions = {}): Promise<DataReport> {
   const quick = o.quick ?? false;

@@ -1,6 +1,7 @@
 // What a benchmark ran on: CPU, memory, GPU and the libtorch build, recorded in every result;
 // and the parts every benchmark script shares: the report header and the command-line tail.
 import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { writeFileAtomic } from '../src/fsutil.js';
@@ -43,6 +44,16 @@ export function describeMachine(): MachineInfo {
 }
 
 export interface TorchBuildInfo { version: string; threads: number; blas: string; cuda: boolean; cudaDevices: number }
+
+/** The CPU's flags that decide which kernels are fast (bf16 with AVX512-BF16 or AMX), for a report: none when /proc/cpuinfo cannot be read. */
+export function cpuFlags(): string[] {
+  try {
+    const info = fs.readFileSync('/proc/cpuinfo', 'utf8');
+    return ['avx512_bf16', 'amx_tile', 'avx512f', 'avx2'].filter((f) => new RegExp(`\\b${f}\\b`).test(info));
+  } catch {
+    return [];
+  }
+}
 
 export function describeTorch(): TorchBuildInfo {
   const i = native.info();

@@ -23,7 +23,7 @@ import { evaluate } from '../src/store/evaluate.js';
 import { RECIPES, type RecipeStage } from '../src/store/recipes.js';
 import * as torch from '../src/torch/index.js';
 import { AdamW } from '../src/torch/optim/index.js';
-import { reportHeader, runIfMain, type ReportHeader } from './machine.js';
+import { reportHeader, runIfMain, type ReportHeader, cpuFlags } from './machine.js';
 
 const RECIPE = RECIPES['celebahq256-8bit']!;
 /** Memory a run at the preset's batch may be estimated to take before it is tried. */
@@ -193,13 +193,6 @@ export interface PaperBenchOptions {
   log?: (line: string) => void;
 }
 
-function cpuFlags(): string[] {
-  try {
-    return [...new Set(fs.readFileSync('/proc/cpuinfo', 'utf8').match(/\b(avx512_bf16|amx_tile)\b/g) ?? [])].sort();
-  } catch {
-    return [];
-  }
-}
 
 const loadavg = (): number[] => fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).map(Number);
 

@@ -339,7 +339,8 @@ export function removeStaleTempFiles(dir: string): string[] {
   return removed;
 }
 
-function alive(pid: number): boolean {
+/** Whether a process of this machine is running (or exists under another user). */
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -5,18 +5,10 @@
 // wrote. A lock whose process is gone (killed mid-decode) is taken over.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
+import { alive } from '../fsutil.js';
 
 export interface DecodeLock {
   release(): void;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** The holder of a lock file, or null when it is gone or stale (its process on this machine ended). */
