@@ -353,7 +353,7 @@ function renderSamples(d) {
 }
 
 /** The top-level scalars of config.json that describe the data (RunConfig in src/train/run.ts). */
-const DATA_KEYS = ['data', 'dataBits', 'subsample', 'size'];
+const DATA_KEYS = ['data', 'dataBits', 'subsample', 'size', 'crop'];
 
 /**
  * Config as one small table per section: "run" (the other top-level scalars), "data" (DATA_KEYS),

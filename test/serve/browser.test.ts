@@ -97,7 +97,7 @@ describe.skipIf(!hasChromium)(`dashboard in headless Chromium (${CHROMIUM})`, ()
       t.querySelector('caption')!.textContent,
       Array.from(t.querySelectorAll('tr')).map((tr) => Array.from(tr.querySelectorAll('td')).map((td) => td.textContent)),
     ])));
-    expect(rows.data).toEqual([['data', 'fashion-mnist'], ['dataBits', '8'], ['subsample', '1'], ['size', '–']]);
+    expect(rows.data).toEqual([['data', 'fashion-mnist'], ['dataBits', '8'], ['subsample', '1'], ['size', '–'], ['crop', '–']]);
     expect(rows.run!.map(([k]) => k)).toEqual(['name', 'preset', 'seed', 'device', 'stage', 'minutes', 'steps', 'created']);
     expect(rows.model).toContainEqual(['scale', '4']);
     expect(rows.train).toContainEqual(['evalEverySec', '40']);
