@@ -89,10 +89,10 @@ type Spec = OptionSpec & { readonly value: ValueKind };
 const runSpec = (key: RunOptionKey): Spec => RUN_OPTIONS[key];
 
 /** The name of an option in messages: its flag, or the API field of an option without one. */
-export const optionName = (key: RunOptionKey): string => runSpec(key).flag ?? key;
+const optionName = (key: RunOptionKey): string => runSpec(key).flag ?? key;
 
 /** What a value of this kind is, in words: "--steps 0: expected <this>". */
-export function expected(v: ValueKind): string {
+function expected(v: ValueKind): string {
   switch (v.kind) {
     case 'int':
       if (v.expected !== undefined) return v.expected;
@@ -116,7 +116,7 @@ export function expected(v: ValueKind): string {
 }
 
 /** Whether a (parsed) value is of its kind. */
-export function isValid(v: ValueKind, x: unknown): boolean {
+function isValid(v: ValueKind, x: unknown): boolean {
   switch (v.kind) {
     case 'int':
       return Number.isSafeInteger(x) && (x as number) >= v.min && (v.max === undefined || (x as number) <= v.max);

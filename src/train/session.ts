@@ -28,7 +28,7 @@ import type { GradientSync, World } from './world.js';
 import type { RunWriter } from './writer.js';
 
 /** Images per batch of the in-training evaluation. */
-export const EVAL_BATCH = 50;
+const EVAL_BATCH = 50;
 /** Mixed into the dropout stream's seed (withDropoutStream), apart from every other seeded stream. */
 const DROPOUT_STREAM = 0x64726f70;
 
