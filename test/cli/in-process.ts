@@ -1,6 +1,8 @@
 // Runs `spn <args>` in-process for tests: a fresh commander program with the given command
 // registrations, stdout captured and returned.
 import { Command } from 'commander';
+import { register as registerTrain, trainOptions } from '../../src/cli/train.js';
+import type { TrainOptions } from '../../src/train/options.js';
 
 export async function cli(registers: Array<(p: Command) => void>, ...args: string[]): Promise<string> {
   const program = new Command().exitOverride();
@@ -14,4 +16,14 @@ export async function cli(registers: Array<(p: Command) => void>, ...args: strin
     process.stdout.write = write;
   }
   return out;
+}
+
+/** The options `spn train <argv>` resolves to: parsed by the train command itself, its action replaced (nothing runs). */
+export async function parseTrain(argv: string[]): Promise<TrainOptions> {
+  const program = new Command().exitOverride();
+  registerTrain(program);
+  let got: TrainOptions | undefined;
+  program.commands.find((c) => c.name() === 'train')!.action((flags: Record<string, unknown>, c: Command) => void (got = trainOptions(flags, c)));
+  await program.parseAsync(['node', 'spn', ...argv]);
+  return got!;
 }

@@ -21,9 +21,7 @@ import { register as registerDecompress } from '../../src/cli/decompress.js';
 import { register as registerEval } from '../../src/cli/eval.js';
 import { register as registerRecipe } from '../../src/cli/recipe.js';
 import { register as registerSample } from '../../src/cli/sample.js';
-import { Command } from 'commander';
-import { register as registerTrain, trainOptions } from '../../src/cli/train.js';
-import { train, type TrainOptions } from '../../src/train/trainer.js';
+import { train } from '../../src/train/trainer.js';
 import { loadDataset } from '../../src/data/index.js';
 import { subsampleSet } from '../../src/data/subsample.js';
 import { shiftSet } from '../../src/data/bits.js';
@@ -31,7 +29,7 @@ import { encodePng } from '../../src/spn/images.js';
 import { loadModel } from '../../src/store/checkpoint.js';
 import { evaluate } from '../../src/store/evaluate.js';
 import { cleanupTmp, tmpDir } from '../data/fixtures.js';
-import { cli } from '../cli/in-process.js';
+import { cli, parseTrain } from '../cli/in-process.js';
 
 const SIDE = 256;
 let work: string;
@@ -41,15 +39,6 @@ let cacheDir: string;
 const DRAW = process.env.SPN_TEST_256_DRAW === '1';
 const spn = (...args: string[]) => cli([registerRecipe, registerEval, registerSample, registerCompress, registerDecompress], ...args);
 
-/** The options `spn train <argv>` resolves to: parsed by the train command itself, its action replaced. */
-async function parseTrain(argv: string[]): Promise<TrainOptions> {
-  const program = new Command().exitOverride();
-  registerTrain(program);
-  let got: TrainOptions | undefined;
-  program.commands.find((c) => c.name() === 'train')!.action((flags: Record<string, unknown>, c: Command) => void (got = trainOptions(flags, c)));
-  await program.parseAsync(['node', 'spn', ...argv]);
-  return got!;
-}
 
 /** A smooth deterministic RGB image: gradients and a few blobs, different per index. */
 function image(index: number): Uint8Array {

@@ -4,28 +4,17 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Command } from 'commander';
 import { register as registerRecipe } from '../../src/cli/recipe.js';
-import { register as registerTrain, trainOptions } from '../../src/cli/train.js';
 import { SpnError } from '../../src/errors.js';
 import { PRESETS, parseModelConfig, type ModelConfig } from '../../src/spn/config.js';
 import { PipelineFile } from '../../src/store/pipeline.js';
 import { RECIPES, planRecipe, shellWord } from '../../src/store/recipes.js';
 import type { TrainOptions } from '../../src/train/trainer.js';
 import { cleanupTmp, tmpDir } from '../data/fixtures.js';
-import { cli } from '../cli/in-process.js';
+import { cli, parseTrain } from '../cli/in-process.js';
 
 afterAll(() => cleanupTmp());
 
-/** The options `spn train <argv>` resolves to: parsed by the train command itself, its action replaced (nothing runs). */
-async function parseTrain(argv: string[]): Promise<TrainOptions> {
-  const program = new Command().exitOverride();
-  registerTrain(program);
-  let got: TrainOptions | undefined;
-  program.commands.find((c) => c.name() === 'train')!.action((flags: Record<string, unknown>, c: Command) => void (got = trainOptions(flags, c)));
-  await program.parseAsync(['node', 'spn', ...argv]);
-  return got!;
-}
 
 /** The model config a stage trains, as the trainer derives it: the preset, then the flags; the data's shape after --subsample. */
 function stageModel(o: TrainOptions, final: [number, number, number]): ModelConfig {
