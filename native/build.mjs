@@ -13,7 +13,8 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const require = createRequire(import.meta.url);
 // dist.cc: c10d (TCPStore, ProcessGroupGloo/NCCL), see the Gloo headers below; reducer.cc:
 // c10d's Reducer (DDP's gradient engine), see the distributed-autograd stand-in below.
-const sources = ['spn_torch.cc', 'bench_block.cc', 'dist.cc', 'reducer.cc'];
+// decode.cc: the incremental decoder's pixel loop.
+const sources = ['spn_torch.cc', 'bench_block.cc', 'dist.cc', 'reducer.cc', 'decode.cc'];
 
 // reducer.hpp includes torch/csrc/distributed/autograd/context/context.h (RPC's distributed
 // autograd), which Debian's libtorch-dev 1.13 does not install. reducer.hpp needs two names from
@@ -88,13 +89,23 @@ export async function build({ quiet = false, outDir = path.join(here, 'build') }
     log(`spn: this libtorch has no ${CONTEXT_H} (reducer.hpp includes it): using a stand-in`);
   }
   const objects = sources.map((src) => path.join(outDir, src.replace(/\.cc$/, '.o')));
-  const queue = sources.map((src, i) => ['-std=c++17', '-O2', '-fPIC', '-fvisibility=hidden', '-Wno-deprecated-declarations',
-    ...defines, ...includes, '-c', path.join(here, src), '-o', objects[i]]);
-  log(`  g++ ${sources.join(' ')}`);
+  // An object is rebuilt unless it is newer than its source and every header here, and was built
+  // against this libtorch with these flags (so editing one .cc recompiles only that one).
+  const flagsFile = path.join(outDir, 'flags.json');
+  const flags = JSON.stringify({ root: found.root, defines, includes });
+  const sameFlags = fs.existsSync(flagsFile) && fs.readFileSync(flagsFile, 'utf8') === flags;
+  const headers = fs.readdirSync(here).filter((f) => f.endsWith('.h')).map((f) => fs.statSync(path.join(here, f)).mtimeMs);
+  const stale = (src, obj) => !sameFlags || !fs.existsSync(obj) || fs.statSync(obj).mtimeMs < Math.max(fs.statSync(path.join(here, src)).mtimeMs, ...headers);
+  const todo = sources.filter((src, i) => stale(src, objects[i]));
+  if (!sameFlags) fs.rmSync(flagsFile, { force: true });
+  const queue = todo.map((src) => ['-std=c++17', '-O2', '-fPIC', '-fvisibility=hidden', '-Wno-deprecated-declarations',
+    ...defines, ...includes, '-c', path.join(here, src), '-o', objects[sources.indexOf(src)]]);
+  log(`  g++ ${todo.length ? todo.join(' ') : '(every object is up to date)'}`);
   const worker = async () => {
     for (let args = queue.shift(); args; args = queue.shift()) await gxx(args);
   };
-  await Promise.all(Array.from({ length: Math.min(sources.length, os.availableParallelism()) }, worker));
+  await Promise.all(Array.from({ length: Math.min(Math.max(todo.length, 1), os.availableParallelism()) }, worker));
+  fs.writeFileSync(flagsFile, flags);
   const target = path.join(outDir, 'spn_torch.node');
   const tmp = `${target}.tmp`;
   // --no-as-needed: libtorch registers its operators in static initialisers; a library the

@@ -568,6 +568,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   SPN_EXPORT("setAutocast", SetAutocast);
   SPN_EXPORT("benchBlock", BenchBlock);
   InitDist(env, exports);
+  InitDecode(env, exports);
   return exports;
 }
 

@@ -28,4 +28,6 @@ at::Tensor& Unwrap(Napi::Value v);
 Napi::Value BenchBlock(const Napi::CallbackInfo& info);
 // dist.cc: c10d process groups (TCPStore rendezvous, Gloo/NCCL collectives); adds the dist* exports.
 void InitDist(Napi::Env env, Napi::Object exports);
+// decode.cc: the incremental decoder's pixel loop (decodePlan, decodePlanFree, decodeSlice).
+void InitDecode(Napi::Env env, Napi::Object exports);
 }  // namespace spn

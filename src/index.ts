@@ -37,7 +37,7 @@ export { loadRunSplit, type RunSplitOptions } from './store/data.js';
 
 // sampling and upscaling
 export { sample, sampleNaive, type SampleOptions, type SampleProgress } from './spn/sample.js';
-export { DecodePlan, SliceDecoder } from './spn/decode.js';
+export { DecodePlan, type SlicePick } from './spn/decode.js';
 export { sampleStage, stageInputShape, type StageSampleOptions } from './spn/upscale.js';
 export { loadPipeline, samplePipeline, evalPipeline, type Pipeline, type PipelineSamples, type PipelineEvalResult } from './store/pipeline.js';
 export { gridPng, encodePng, tensorToBatch, readPngAsImage, type ImageBatch } from './spn/images.js';

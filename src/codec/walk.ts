@@ -49,19 +49,23 @@ export function walkBatch(model: SPN, plan: DecodePlan, input: WalkInput, fn: Su
     const shape = [m, H, W, C];
     const canvas = torch.fromArray(input.canvas, shape).to('int64');
     const given = input.given ? torch.fromArray(input.given, shape).to('int64') : undefined;
-    const values = new BigInt64Array(m);
+    const logits = new Float32Array(m * V); // decode.cc writes each sub-pixel's logits here
+    const values = new Int32Array(m); // and reads the values back from here
     walkSlices(model, plan, { x: canvas, given }, {
       firstSlice: input.fromSlice ?? model.firstSlice,
       ...(input.maxSubpixels !== undefined ? { maxPixels: Math.ceil(input.maxSubpixels / C) } : {}),
-    }, (logits, at) => {
-      const got = fn(logits.contiguous().data() as Float32Array, at);
-      for (let i = 0; i < m; i++) {
-        const x = got[i]!;
-        if (!Number.isInteger(x) || x < 0 || x >= V) throw new ArgError(`walkBatch: value ${x} for image ${i} is outside 0..${V - 1}`);
-        values[i] = BigInt(x);
-      }
-      return torch.fromArray(values, [m]); // (m,) int64
-    });
+    }, (slice) => ({
+      logits,
+      values,
+      fn: (pixel, channel) => {
+        const got = fn(logits, { slice, pixel, channel });
+        for (let i = 0; i < m; i++) {
+          const x = got[i]!;
+          if (!Number.isInteger(x) || x < 0 || x >= V) throw new ArgError(`walkBatch: value ${x} for image ${i} is outside 0..${V - 1}`);
+          values[i] = x;
+        }
+      },
+    }));
     return new Uint8Array(canvas.to('uint8').contiguous().data() as Uint8Array);
   });
 }

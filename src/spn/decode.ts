@@ -1,24 +1,25 @@
-// Incremental decoding of a slice, for sampling: the same function as SPN.forward, evaluated one
-// pixel at a time with cached state.
+// Incremental decoding of a slice, for sampling and the codec: the same function as SPN.forward,
+// evaluated one pixel at a time with cached state.
 //
-// Per slice the conditioning network runs once. Per pixel, each decoder block reads its masked
-// conv from a grid of the inputs written so far (ConvState), appends the pixel's key and value
-// to a cache and attends over it, and runs its MLP, all on (B, D) rows. The decode is bound by
-// the number of tensor ops and by small GEMMs, so a DecodePlan prepares once per sampling call:
-// every linear as one addmm on a contiguous (in, out) weight (a GEMM on a transposed weight view
-// is 2-10× slower for a few rows, measured on OpenBLAS), masked convs as one matrix over their
-// allowed taps, the attention scale folded into the query weights, and the tap indices of every
-// pixel. The result equals the full pass up to float rounding (tested in float64).
-import { ArgError } from '../errors.js';
+// Per slice the conditioning network runs once (here, in TypeScript). The pixel loop runs in the
+// addon (native/decode.cc): per pixel each decoder block reads its masked conv from a grid of the
+// inputs written so far, appends the pixel's key and value to a cache and attends over it, and
+// runs its MLP, all on (B, D) rows. That loop is about a hundred small ops a pixel, and through
+// the binding each costs more than the op itself, so it is one native call per slice. A
+// DecodePlan prepares the weights once per sampling call: every linear as one addmm on a
+// contiguous (in, out) weight (a GEMM on a transposed weight view is 2-10× slower for a few rows,
+// measured on OpenBLAS), masked convs as one matrix over their allowed taps, the attention scale
+// folded into the query weights, and the tap indices of every pixel. The result equals the full
+// pass up to float rounding (tested in float64).
+import { ArgError, SpnError } from '../errors.js';
 import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
-import type { Linear } from '../torch/nn/index.js';
+import type { DecodePlanHandle, Handle } from '../torch/binding.js';
+import { dtypeCode } from '../torch/dtype.js';
+import type { LayerNorm, Linear } from '../torch/nn/index.js';
 import type { MaskedConv2d, SPN, SliceBatch } from './model.js';
 
-/** Whether this libtorch has the fused attention kernel (PyTorch 2.x): the decoder then uses it. */
-const FUSED_ATTENTION = torch.hasFusedAttention();
-
-/** y = x·W + b as one addmm on a contiguous (in, out) matrix W. */
+/** y = x·W + b as one addmm on a contiguous (in, out) matrix W (applied in decode.cc). */
 class Dense {
   private constructor(readonly w: Tensor, readonly b: Tensor | null) {}
   /** A Linear (out, in) weight, transposed and copied; `scale` (out,) multiplies its outputs. */
@@ -32,9 +33,6 @@ class Dense {
   /** An (in, out) matrix as it is (copied). */
   static matrix(w: Tensor, b: Tensor | null): Dense {
     return torch.tidy(() => new Dense(torch.keep(w.contiguous().clone()), b ? torch.keep(b.clone()) : null));
-  }
-  apply(x: Tensor): Tensor {
-    return this.b ? torch.addmm(this.b, x, this.w) : torch.mm(x, this.w);
   }
   dispose(): void {
     torch.dispose([this.w, this.b]);
@@ -76,185 +74,104 @@ class ConvPlan {
   }
 }
 
-/** A masked conv's inputs written so far: (B, rows, in), zero at padding and future pixels. */
-class ConvState {
-  readonly grid: Tensor;
-  constructor(readonly plan: ConvPlan, B: number, o: { dtype: torch.DType; device: string }) {
-    this.grid = torch.keep(torch.zeros([B, plan.rows, plan.conv.inCh], o));
-  }
-  /** Stores the conv's input at pixel t: v (B, in). */
-  write(t: number, v: Tensor): void {
-    this.grid.select(1, this.plan.at[t]!).copy_(v);
-  }
-  /** The conv's output at pixel t: (B, out). */
-  read(t: number): Tensor {
-    const patch = this.grid.indexSelect(1, this.plan.taps[t]!); // (B, K, in)
-    return this.plan.dense.apply(patch.view([patch.size(0), -1]));
-  }
-  dispose(): void {
-    this.grid.dispose();
-  }
-}
+/** How decodeSlice picks each sub-pixel's values. */
+export type SlicePick =
+  /** Draws them: one uniform per image (libtorch's default generator), inverse CDF of softmax(logits / temperature) in `dtype`. */
+  | { temperature: number; dtype: torch.DType }
+  /** Calls fn(t, c) after writing the logits (B·V, row-major) into `logits`; fn writes the B values into `values`. */
+  | { logits: Float32Array | Float64Array; values: Int32Array; fn: (pixel: number, channel: number) => void };
 
-interface BlockPlan {
-  conv: ConvPlan;
-  qkv: Dense; // query columns pre-scaled by 1/sqrt(head dim)
-  attnProj: Dense;
-  fc: Dense;
-  proj: Dense;
-}
+const native = torch.native;
 
-/** Weights prepared for decoding; valid while the model's weights do not change. */
+const dense = (d: Dense) => [d.w.handle, d.b?.handle ?? null];
+const norm = (n: LayerNorm) => [n.weight.handle, n.bias.handle, n.eps];
+const conv = (c: ConvPlan) => ({ dense: dense(c.dense), taps: c.taps.map((t) => t.handle), at: c.at, rows: c.rows, inCh: c.conv.inCh });
+
+/** Weights prepared for decoding (native/decode.cc holds them); valid while the model's weights do not change. */
 export class DecodePlan {
-  readonly input: ConvPlan;
-  readonly blocks: BlockPlan[];
-  readonly headFc: Dense;
-  readonly headOut: Dense;
-  readonly channelPos: Tensor[]; // per channel (D,)
-  readonly pixelWeight: Tensor; // (C·V, D) pixel embedding table
+  #plan: DecodePlanHandle | null;
 
   constructor(readonly model: SPN) {
     const { h, w } = model;
     const D = model.cfg.dim;
-    this.input = new ConvPlan(model.inputConv, h, w);
     const o = { dtype: model.dtype, device: model.device };
-    this.blocks = model.blocks.map((b) => {
-      // q·k/sqrt(hd) with the 1/sqrt(hd) applied to the query columns of the qkv projection
-      const scale = torch.tidy(() => torch.cat([torch.full([D], 1 / Math.sqrt(b.attn.headDim), o), torch.ones([2 * D], o)], 0));
-      const plan = { conv: new ConvPlan(b.conv, h, w), qkv: Dense.of(b.attn.qkv, scale), attnProj: Dense.of(b.attn.proj), fc: Dense.of(b.fc), proj: Dense.of(b.proj) };
-      scale.dispose();
-      return plan;
-    });
-    const head = model.head;
-    this.headFc = Dense.of(head.fc);
-    this.headOut = torch.tidy(() => {
-      const [w, b] = head.outWeights();
-      return Dense.matrix(w.transpose(0, 1), b);
-    });
-    this.channelPos = Array.from({ length: model.cfg.channels }, (_, c) => torch.keep(head.channelPos.select(0, c)));
-    this.pixelWeight = torch.keep(torch.tidy(() => model.pixelEmbedWeight().clone()));
-  }
-
-  /** Starts decoding slice k of a batch: embeds the context once and allocates the caches. */
-  beginSlice(batch: SliceBatch, k: number): SliceDecoder {
-    const S2 = this.model.S * this.model.S;
-    if (!Number.isInteger(k) || k < 0 || k >= S2) throw new ArgError(`slice index ${k} is outside 0..${S2 - 1}`);
-    return new SliceDecoder(this, batch, k);
-  }
-
-  dispose(): void {
-    this.input.dispose();
-    for (const b of this.blocks) {
-      b.conv.dispose();
-      for (const d of [b.qkv, b.attnProj, b.fc, b.proj]) d.dispose();
+    const held: { dispose(): void }[] = [];
+    const keep = <T extends { dispose(): void }>(x: T): T => (held.push(x), x);
+    try {
+      const input = keep(new ConvPlan(model.inputConv, h, w));
+      const blocks = model.blocks.map((b) => {
+        // q·k/sqrt(hd) with the 1/sqrt(hd) applied to the query columns of the qkv projection
+        const scale = torch.tidy(() => torch.cat([torch.full([D], 1 / Math.sqrt(b.attn.headDim), o), torch.ones([2 * D], o)], 0));
+        const qkv = keep(Dense.of(b.attn.qkv, scale));
+        scale.dispose();
+        return {
+          normConv: norm(b.normConv), normAttn: norm(b.normAttn), normMlp: norm(b.normMlp),
+          conv: conv(keep(new ConvPlan(b.conv, h, w))),
+          qkv: dense(qkv), attnProj: dense(keep(Dense.of(b.attn.proj))), fc: dense(keep(Dense.of(b.fc))), proj: dense(keep(Dense.of(b.proj))),
+          heads: b.attn.heads, headDim: b.attn.headDim,
+        };
+      });
+      const head = model.head;
+      const headOut = keep(torch.tidy(() => {
+        const [w, b] = head.outWeights();
+        return Dense.matrix(w.transpose(0, 1), b);
+      }));
+      const pixelWeight = torch.tidy(() => model.pixelEmbedWeight().clone());
+      held.push(pixelWeight);
+      this.#plan = native.decodePlan({
+        input: conv(input), blocks, norm: norm(model.norm),
+        channelPos: head.channelPos.handle, headFc: dense(keep(Dense.of(head.fc))), headOut: dense(headOut),
+        headEmbed: head.embed.weight.handle, pixelWeight: pixelWeight.handle, offsets: model.offsets.handle,
+        C: model.cfg.channels, V: model.V, D, T: model.T,
+      });
+    } finally {
+      for (const x of held) x.dispose(); // the native plan holds its own references
     }
-    this.headFc.dispose();
-    this.headOut.dispose();
-    torch.dispose([...this.channelPos, this.pixelWeight]);
   }
-}
 
-/**
- * Decodes one slice pixel by pixel. Use: beginPixel(t); for each channel c: channelLogits(c),
- * then setChannel(c, value); then setPixel(t, values). Pixels in raster order.
- */
-export class SliceDecoder {
-  readonly B: number;
-  private readonly ctx: Tensor; // (B, T, D): context embedding + position (+ given bits)
-  private readonly inputState: ConvState;
-  private readonly convStates: ConvState[];
-  private readonly kv: Tensor[]; // per block (B, T, 2, H, hd): keys and values so far
-  private h: Tensor | null = null; // decoder output at the current pixel (B, D)
-  private earlier: Tensor | null = null; // sum of embeddings of the current pixel's set channels
-
-  constructor(readonly plan: DecodePlan, batch: SliceBatch, readonly k: number) {
-    const m = plan.model;
+  /**
+   * Decodes slice k of a batch, its first `pixels` pixels (default all T): embeds the context,
+   * then runs the pixel loop with `pick` choosing each sub-pixel's values. Returns them,
+   * (B, pixels, C) int64, in the caller's tidy scope. `onPixel(done)` runs after each pixel.
+   */
+  decodeSlice(batch: SliceBatch, k: number, pick: SlicePick, o: { pixels?: number; onPixel?: (done: number) => void } = {}): Tensor {
+    const m = this.model;
+    const S2 = m.S * m.S;
+    if (!Number.isInteger(k) || k < 0 || k >= S2) throw new ArgError(`slice index ${k} is outside 0..${S2 - 1}`);
+    const pixels = o.pixels ?? m.T;
+    if (!Number.isInteger(pixels) || pixels < 0 || pixels > m.T) throw new ArgError(`decodeSlice: pixels ${pixels} is outside 0..${m.T}`);
+    const plan = this.#plan;
+    if (plan === null) throw new SpnError('E_DISPOSED', 'this decode plan was disposed');
     const B = batch.x.size(0);
-    this.B = B;
-    const o = { dtype: m.dtype, device: m.device };
-    this.ctx = torch.keep(torch.tidy(() => m.contextEmbedding(batch, torch.full([B], k, { dtype: 'int64', device: m.device })).contiguous()));
-    this.inputState = new ConvState(plan.input, B, o);
-    this.convStates = plan.blocks.map((b) => new ConvState(b.conv, B, o));
-    this.kv = m.blocks.map((b) => torch.keep(torch.zeros([B, m.T, 2, b.attn.heads, b.attn.headDim], o)));
-  }
-
-  /** Runs the decoder at pixel t (every earlier pixel must have been set with setPixel). */
-  beginPixel(t: number): void {
-    const m = this.plan.model;
-    torch.dispose([this.h, this.earlier]);
-    this.earlier = null;
-    this.h = torch.keep(torch.tidy(() => {
-      let x = this.inputState.read(t).add(this.ctx.select(1, t)); // (B, D)
-      for (let i = 0; i < m.blocks.length; i++) x = this.blockStep(i, x, t);
-      return m.norm.forward(x);
-    }));
-  }
-
-  /** Decoder block i at pixel t: the block's own residual structure (DecoderBlock.residual)
-   * with its sublayers computed from the caches. x: (B, D). */
-  private blockStep(i: number, x: Tensor, t: number): Tensor {
-    const b = this.plan.model.blocks[i]!;
-    const p = this.plan.blocks[i]!;
-    const conv = this.convStates[i]!;
-    const [B, D, H] = [this.B, b.attn.dim, b.attn.heads];
-    return b.residual(x, {
-      // masked conv, type B: the pixel's own input is written first
-      conv: (n) => {
-        conv.write(t, n);
-        return conv.read(t);
-      },
-      // causal attention of pixel t over pixels 0..t: its key and value join the cache
-      attn: (n) => {
-        const qkv = p.qkv.apply(n); // (B, 3D), the query pre-scaled
-        const kv = this.kv[i]!;
-        kv.select(1, t).copy_(qkv.narrow(1, D, 2 * D).view([B, 2, H, -1]));
-        const past = kv.narrow(1, 0, t + 1); // (B, L, 2, H, hd)
-        let y: Tensor; // (B, H, hd)
-        if (FUSED_ATTENTION) {
-          // libtorch's fused kernel on one query: 84 against 156 µs for the multiply-and-sum below
-          // (B 16, H 4, hd 24, libtorch 2.11, one thread)
-          const k = past.select(2, 0).permute([0, 2, 1, 3]); // (B, H, L, hd)
-          const v = past.select(2, 1).permute([0, 2, 1, 3]);
-          y = torch.scaledDotProductAttention(qkv.narrow(1, 0, D).view([B, H, 1, -1]), k, v, { scale: 1 });
-        } else {
-          // one query: multiply-and-sum beats B·H tiny GEMMs (measured ~3× on these shapes)
-          const scores = past.select(2, 0).mul(qkv.narrow(1, 0, D).view([B, 1, H, -1])).sum(-1); // (B, L, H)
-          y = past.select(2, 1).mul(torch.softmax(scores, 1).unsqueeze(-1)).sum(1);
+    const ctx = torch.tidy(() => m.contextEmbedding(batch, torch.full([B], k, { dtype: 'int64', device: m.device })).contiguous());
+    try {
+      // an error thrown by a callback comes back as it was thrown; libtorch's become E_NATIVE
+      let thrown: { err: unknown } | null = null;
+      const guard = <A extends unknown[]>(f: (...a: A) => void) => (...a: A) => {
+        try {
+          f(...a);
+        } catch (err) {
+          thrown = { err };
+          throw err;
         }
-        return p.attnProj.apply(y.reshape([B, D]));
-      },
-      mlp: (n) => p.proj.apply(torch.gelu(p.fc.apply(n))),
-    });
-  }
-
-  /** Logits (B, V) of channel c at the current pixel, given channels < c (set by setChannel). */
-  channelLogits(c: number): Tensor {
-    let z = this.h!.add(this.plan.channelPos[c]!);
-    if (this.earlier) z = z.add(this.earlier);
-    return this.plan.headOut.apply(torch.gelu(this.plan.headFc.apply(z)));
-  }
-
-  /** Records the value of channel c at the current pixel: v (B,) int64. */
-  setChannel(c: number, v: Tensor): void {
-    const m = this.plan.model;
-    if (c === m.cfg.channels - 1) return; // no later channel of this pixel reads it
-    const next = torch.tidy(() => {
-      const e = m.head.embed.forward(v.add(c * m.V));
-      return this.earlier ? this.earlier.add(e) : e;
-    });
-    this.earlier?.dispose();
-    this.earlier = torch.keep(next);
-  }
-
-  /** Records the finished pixel t, values (B, C) int64, so later pixels can see it. */
-  setPixel(t: number, values: Tensor): void {
-    const m = this.plan.model;
-    torch.tidy(() => this.inputState.write(t, m.embedPixels(values, this.plan.pixelWeight)));
+      };
+      const nativePick = 'fn' in pick ? { logits: pick.logits, values: pick.values, fn: guard(pick.fn) } : { temperature: pick.temperature, dtype: dtypeCode(pick.dtype) };
+      let out: Handle;
+      try {
+        out = torch.noGrad(() => native.decodeSlice(plan, ctx.handle, pixels, nativePick, o.onPixel ? guard(o.onPixel) : null));
+      } catch (err) {
+        if (thrown !== null) throw (thrown as { err: unknown }).err;
+        throw new SpnError('E_NATIVE', (err as Error).message.startsWith('decodeSlice') ? (err as Error).message : `decodeSlice: ${(err as Error).message}`, { cause: err });
+      }
+      return new torch.Tensor(out);
+    } finally {
+      ctx.dispose();
+    }
   }
 
   dispose(): void {
-    torch.dispose([this.ctx, this.h, this.earlier, ...this.kv]);
-    this.inputState.dispose();
-    for (const s of this.convStates) s.dispose();
+    if (this.#plan === null) return;
+    native.decodePlanFree(this.#plan);
+    this.#plan = null;
   }
 }

@@ -97,15 +97,15 @@ export function pickValue(logits: Tensor, u: Tensor, temperature: number): Tenso
  */
 export function sample(model: SPN, opts: SampleOptions): Tensor {
   return evalScope(model, () => {
-    const { n, temperature, firstSlice, given, canvas } = prepare(model, opts);
+    const { temperature, firstSlice, given, canvas } = prepare(model, opts);
     if (opts.seed !== undefined) torch.manualSeed(opts.seed);
     const plan = new DecodePlan(model); // decoding weights, prepared once
     try {
       walkSlices(model, plan, { x: canvas, given }, {
         firstSlice,
-        onPixel: (slice, pixel, pixels) => opts.onProgress?.({ slice, slices: model.S * model.S, pixel, pixels }),
+        ...(opts.onProgress ? { onPixel: (slice: number, pixel: number, pixels: number) => opts.onProgress!({ slice, slices: model.S * model.S, pixel, pixels }) } : {}),
         ...(opts.onSliceDone ? { onSliceDone: opts.onSliceDone } : {}),
-      }, (logits) => pickValue(logits, drawUniform(model, n), temperature));
+      }, () => ({ temperature, dtype: samplingDtype(model) })); // the draws drawUniform makes, in decode.cc
     } finally {
       plan.dispose();
     }

@@ -10,6 +10,9 @@ import { SpnError } from '../errors.js';
 /** An opaque libtorch tensor handle (an N-API external). Only this package creates them. */
 export type Handle = { readonly __handle: unique symbol };
 
+/** A native decode plan (native/decode.cc), made by src/spn/decode.ts's DecodePlan. */
+export type DecodePlanHandle = { readonly __decodePlan: unique symbol };
+
 /** The addon's functions. It trusts its arguments: the TypeScript layer validates them. */
 export interface Native {
   opLookup(name: string, overload: string): number;
@@ -49,6 +52,10 @@ export interface Native {
   cudaSynchronize(): void;
   setAutocast(on: boolean, device?: 'cpu' | 'cuda'): boolean;
   cudaMemory(resetPeak?: boolean): { allocated: number; peak: number; reserved: number };
+  /** native/decode.cc: the incremental decoder's pixel loop; spec and pick as src/spn/decode.ts builds them. */
+  decodePlan(spec: object): DecodePlanHandle;
+  decodePlanFree(plan: DecodePlanHandle): void;
+  decodeSlice(plan: DecodePlanHandle, ctx: Handle, pixels: number, pick: object, onPixel: ((done: number) => void) | null): Handle;
   benchBlock(b: number, t: number, d: number, h: number, iters: number, warmup: number, device: string): number;
 }
 

@@ -5,6 +5,7 @@ import { parseModelConfig } from '../../src/spn/config.js';
 import { sample, sampleNaive } from '../../src/spn/sample.js';
 import { sliceView } from '../../src/spn/slices.js';
 import { DecodePlan } from '../../src/spn/decode.js';
+import { SpnError } from '../../src/errors.js';
 
 function tinyModel(S: number, o: { C?: number; bits?: number; stage?: 'full' | 'size' | 'depth'; givenBits?: number; kernel?: number; context?: 'slices' | 'relative'; freqs?: number } = {}) {
   const cfg = parseModelConfig({
@@ -160,29 +161,64 @@ describe('incremental decoder', () => {
         const given = o.stage === 'depth' ? torch.randint(0, 32, [2, 8, 8, C], { dtype: 'int64' }) : undefined;
         const batch = { x, given };
         const plan = new DecodePlan(model);
+        const V = model.V;
+        const T = model.T;
         let worst = 0;
         for (let k = 0; k < S * S; k++) {
           const kt = torch.full([2], k, { dtype: 'int64' });
-          const full = model.forward(batch, kt); // (2, T, C, V)
+          const full = model.forward(batch, kt).contiguous().data() as Float64Array; // (2, T, C, V)
           const target = model.targetSlice(x, kt); // (2, T, C)
-          const dec = plan.beginSlice(batch, k);
-          for (let t = 0; t < model.T; t++) {
-            dec.beginPixel(t);
-            for (let c = 0; c < C; c++) {
-              const diff = dec.channelLogits(c).sub(full.select(1, t).select(1, c)).abs().max().item();
-              worst = Math.max(worst, diff);
-              dec.setChannel(c, target.select(1, t).select(1, c));
-            }
-            dec.setPixel(t, target.select(1, t));
-          }
-          dec.dispose();
+          const want = target.contiguous().data() as BigInt64Array;
+          const logits = new Float64Array(2 * V);
+          const picked = new Int32Array(2);
+          let calls = 0;
+          // teacher forcing: the decoder gets the true values and its logits are compared with the full pass's
+          const got = plan.decodeSlice(batch, k, {
+            logits, values: picked, fn: (t, c) => {
+              expect([t, c]).toEqual([Math.floor(calls / C), calls % C]); // raster order, channels in order
+              calls++;
+              for (let i = 0; i < 2; i++) {
+                for (let v = 0; v < V; v++) worst = Math.max(worst, Math.abs(logits[i * V + v]! - full[((i * T + t) * C + c) * V + v]!));
+                picked[i] = Number(want[(i * T + t) * C + c]!);
+              }
+            },
+          });
+          expect(calls).toBe(T * C);
+          expect(got.shape).toEqual([2, T, C]);
+          expect(values(got)).toEqual(values(target));
         }
         expect(worst).toBeLessThan(1e-10);
-        expect(() => plan.beginSlice(batch, S * S)).toThrow(/slice index/);
+        expect(() => plan.decodeSlice(batch, S * S, { temperature: 1, dtype: 'float64' })).toThrow(/slice index/);
         plan.dispose();
       }));
       expect(torch.liveTensors()).toBe(before);
       model.dispose();
     });
   }
+
+  it('stops with a clear error on a bad value, passes a callback\'s error through, and refuses a disposed plan', () => {
+    torch.manualSeed(22);
+    const model = tinyModel(2, { C: 1 });
+    const before = torch.liveTensors();
+    torch.noGrad(() => torch.tidy(() => {
+      const batch = { x: torch.zeros([1, 8, 8, 1], { dtype: 'int64' }) };
+      const plan = new DecodePlan(model);
+      const logits = new Float64Array(model.V);
+      const values = new Int32Array(1);
+      let t0 = -1;
+      const bad = () => plan.decodeSlice(batch, 0, { logits, values, fn: (t) => { t0 = t; values[0] = t === 3 ? model.V : 0; } });
+      expect(bad).toThrow(new RegExp(`value ${model.V} for image 0 is outside 0\\.\\.${model.V - 1}`));
+      expect(t0).toBe(3); // it stopped at the bad pixel
+      const mine = new SpnError('E_DATA', 'the range decoder ran out of bits');
+      expect(() => plan.decodeSlice(batch, 0, { logits, values, fn: () => { throw mine; } })).toThrow(mine);
+      expect(() => plan.decodeSlice(batch, 0, { logits: new Float64Array(3), values, fn: () => {} })).toThrow(/Float64Array of B·V/);
+      expect(() => plan.decodeSlice(batch, 0, { temperature: 1, dtype: 'float64' }, { pixels: model.T + 1 })).toThrow(/pixels 17 is outside 0\.\.16/);
+      const part = plan.decodeSlice(batch, 0, { temperature: 1, dtype: 'float64' }, { pixels: 5 });
+      expect(part.shape).toEqual([1, 5, 1]);
+      plan.dispose();
+      expect(() => plan.decodeSlice(batch, 0, { temperature: 1, dtype: 'float64' })).toThrow(/disposed/);
+    }));
+    expect(torch.liveTensors()).toBe(before);
+    model.dispose();
+  });
 });
