@@ -68,7 +68,9 @@ export async function acquireDecodeLock(lock: string, onWait: (pid: number) => v
       }
       continue;
     }
-    if (!told) {
+    // a lock still empty (its holder between the create and the write) is waited for, and the
+    // holder named once its pid is there: never "process 0"
+    if (!told && h.pid > 0) {
       told = true;
       onWait(h.pid);
     }

@@ -9,6 +9,7 @@
 // --steps run follows the same loss trajectory as an uninterrupted one. (With --minutes the
 // learning-rate schedule follows the wall clock, so only the data and slice draws repeat.)
 import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
 import { SpnError } from '../errors.js';
 import * as torch from '../torch/index.js';
 import { clipGradNorm, gradNorm, lrAt, type AdamW, type EMA } from '../torch/optim/index.js';
@@ -31,6 +32,21 @@ import type { RunWriter } from './writer.js';
 const EVAL_BATCH = 50;
 /** Mixed into the dropout stream's seed (withDropoutStream), apart from every other seeded stream. */
 const DROPOUT_STREAM = 0x64726f70;
+
+/**
+ * This process's resident-set high-water mark so far, in MB: VmHWM of /proc/self/status on
+ * Linux, else the OS's maxRSS. Read when a record is logged (not per step): each train and test
+ * record carries it as `rss_peak_mb`, which never decreases along a process's log.
+ */
+function rssPeakMB(): number {
+  try {
+    const kb = /^VmHWM:\s+(\d+) kB/m.exec(fs.readFileSync('/proc/self/status', 'utf8'))?.[1];
+    if (kb !== undefined) return +(Number(kb) / 1024).toFixed(1);
+  } catch {
+    // not Linux: the portable figure below
+  }
+  return +(process.resourceUsage().maxRSS / 1024).toFixed(1);
+}
 
 /** Whether training runs under bf16 autocast (TrainConfig.precision). */
 export function useBf16(precision: TrainConfig['precision'], onCuda: boolean): boolean {
@@ -205,12 +221,13 @@ export class TrainingSession {
   }
 
   /**
-   * The train record with the mean loss since the last one, appended to metrics.jsonl by the
-   * writer; returns it. A job's records add the world size and the share of the time (since
-   * `windowMs` ago) rank 0 spent waiting on the other ranks: the exposed communication.
+   * The train record with the mean loss since the last one and the process's peak RSS so far
+   * (rss_peak_mb), appended to metrics.jsonl by the writer; returns it. A job's records add the
+   * world size and the share of the time (since `windowMs` ago) rank 0 spent waiting on the
+   * other ranks: the exposed communication.
    */
   logTrain(subpixelsPerS: number, windowMs?: number): Record<string, number | string> {
-    const rec: Record<string, number | string> = { kind: 'train', step: this.step, time_s: +this.elapsed().toFixed(1), loss_bpd: +(this.lossSum / this.lossCount).toFixed(5), subpixels_per_s: Math.round(subpixelsPerS), lr: +this.optim.lr.toExponential(4) };
+    const rec: Record<string, number | string> = { kind: 'train', step: this.step, time_s: +this.elapsed().toFixed(1), loss_bpd: +(this.lossSum / this.lossCount).toFixed(5), subpixels_per_s: Math.round(subpixelsPerS), lr: +this.optim.lr.toExponential(4), rss_peak_mb: rssPeakMB() };
     const waitMs = this.world.takeWaitMs();
     if (this.world.size > 1) {
       rec.world_size = this.world.size;
@@ -237,7 +254,7 @@ export class TrainingSession {
     this.lastTestBpd = r.bpd;
     const better = this.bestTestBpd === null || r.bpd < this.bestTestBpd;
     if (better) this.bestTestBpd = r.bpd;
-    this.writer.metric({ kind: 'test', step: this.step, time_s: +this.elapsed().toFixed(1), bpd: +r.bpd.toFixed(5), images: r.images });
+    this.writer.metric({ kind: 'test', step: this.step, time_s: +this.elapsed().toFixed(1), bpd: +r.bpd.toFixed(5), images: r.images, rss_peak_mb: rssPeakMB() });
     if (better) this.writer.checkpoint('best', this.parts());
     return r.bpd;
   }

@@ -77,9 +77,13 @@ describe('train', () => {
     const trainRecs = metrics.filter((m) => m.kind === 'train');
     const testRecs = metrics.filter((m) => m.kind === 'test');
     expect(trainRecs.map((m) => m.step)).toEqual([10, 20, 30]);
-    for (const m of trainRecs) expect(Object.keys(m).sort()).toEqual(['kind', 'loss_bpd', 'lr', 'step', 'subpixels_per_s', 'time_s']);
+    for (const m of trainRecs) expect(Object.keys(m).sort()).toEqual(['kind', 'loss_bpd', 'lr', 'rss_peak_mb', 'step', 'subpixels_per_s', 'time_s']);
     expect(testRecs).toHaveLength(1);
     expect(testRecs[0]).toMatchObject({ step: 30, images: 16 });
+    // the process's peak RSS so far, in MB, on every record: a high-water mark never goes down
+    const peaks = metrics.map((m) => m.rss_peak_mb);
+    for (const p of peaks) expect(p).toSatisfy((x: unknown) => typeof x === 'number' && Number.isFinite(x) && x > 0);
+    for (let i = 1; i < peaks.length; i++) expect(peaks[i] as number).toBeGreaterThanOrEqual(peaks[i - 1] as number);
     const ckpts = listCheckpoints(done.dir);
     expect(ckpts.length).toBeGreaterThan(0);
     expect(ckpts.length).toBeLessThanOrEqual(2);
