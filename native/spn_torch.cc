@@ -29,6 +29,7 @@
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -393,6 +394,16 @@ static Napi::Value Free(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// Gives the free pages of malloc's heap back to the system (glibc's malloc_trim; elsewhere a
+// no-op): true when some were given back. See src/torch/heap.ts for why this is needed.
+static Napi::Value MallocTrim(const Napi::CallbackInfo& info) {
+#ifdef __GLIBC__
+  return Napi::Boolean::New(info.Env(), malloc_trim(0) != 0);
+#else
+  return Napi::Boolean::New(info.Env(), false);
+#endif
+}
+
 // ---------------------------------------------------------------------------------------------
 // Global state: seeds, threads, grad mode, devices.
 
@@ -534,8 +545,10 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   // math (measured: a transformer block step 11% slower from JS, whose tidy() scopes keep
   // intermediates alive a little longer than C++ scopes do). Keeping blocks up to 32 MB in the
   // heap, and trimming only past 256 MB free, lets freed buffers be reused.
-  mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
-  mallopt(M_TRIM_THRESHOLD, 256 * 1024 * 1024);
+  // glibc's own settings, where the environment gives them (MALLOC_MMAP_THRESHOLD_ and
+  // MALLOC_TRIM_THRESHOLD_, read when malloc starts), are kept: a mallopt() here would override them.
+  if (std::getenv("MALLOC_MMAP_THRESHOLD_") == nullptr) mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
+  if (std::getenv("MALLOC_TRIM_THRESHOLD_") == nullptr) mallopt(M_TRIM_THRESHOLD, 256 * 1024 * 1024);
 #endif
   SPN_EXPORT("opLookup", OpLookup);
   SPN_EXPORT("opSchema", OpSchema);
@@ -555,6 +568,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   SPN_EXPORT("isLeaf", IsLeaf);
   SPN_EXPORT("dataPtr", DataPtr);
   SPN_EXPORT("free", Free);
+  SPN_EXPORT("mallocTrim", MallocTrim);
   SPN_EXPORT("manualSeed", ManualSeed);
   SPN_EXPORT("getRngState", GetRngState);
   SPN_EXPORT("setRngState", SetRngState);

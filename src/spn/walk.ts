@@ -57,5 +57,6 @@ export function walkSlices(model: SPN, plan: DecodePlan, batch: SliceBatch, o: W
       if (pixels === T) sliceView(canvas, S, k).copy_(values.view([n, h, w, C]));
     });
     if (pixels === T) o.onSliceDone?.(k, canvas);
+    torch.trimHeap(); // the context embeddings' freed memory back to the system (torch/heap.ts)
   }
 }

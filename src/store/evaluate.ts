@@ -111,6 +111,7 @@ export function evaluate(model: SPN, set: ImageSet, o: EvaluateOptions = {}): Ev
             // One slice at a time, its tensors freed before the next: memory does not grow with S².
             const nll = torch.tidy(() => model.nll(batch, torch.full([mc], k, { dtype: 'int64', device: model.device })).to('float64').data() as Float64Array);
             for (let j = 0; j < mc; j++) images[(c + j) * end + k] = nll[j]!;
+            torch.trimHeap(); // else freed memory stays in malloc's heap and RSS grows image by image (torch/heap.ts)
           }
         }));
       }

@@ -33,6 +33,7 @@ export interface Native {
   isLeaf(h: Handle): boolean;
   dataPtr(h: Handle): number;
   free(h: Handle): void;
+  mallocTrim(): boolean;
   manualSeed(seed: number): void;
   getRngState(): Handle;
   setRngState(h: Handle): void;

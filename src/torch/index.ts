@@ -6,6 +6,7 @@ export * from './ops.js';
 export * from './random.js';
 export { threadsFor, withThreads, setNumThreads, getNumThreads, envThreads, type ThreadWork } from './threads.js';
 export { native } from './binding.js';
+export { trimHeap } from './heap.js';
 export * as cuda from './cuda.js';
 export { autocast, cpuHasBf16, cpuHasAmx, cpuBf16Faster } from './autocast.js';
 export * as nn from './nn/index.js';
