@@ -8,31 +8,56 @@ import * as os from 'node:os';
 import { alive } from '../fsutil.js';
 
 export interface DecodeLock {
+  /** Removes the lock file if it is still this process's. */
   release(): void;
 }
 
-/** The holder of a lock file, or null when it is gone or stale (its process on this machine ended). */
-function holder(lock: string): { pid: number; host: string } | null {
-  let text: string;
+/** A lock file as read: its text and modification time, or null when there is none. */
+export interface LockFile { text: string; mtimeMs: number }
+
+function readLock(lock: string): LockFile | null {
   try {
-    text = fs.readFileSync(lock, 'utf8');
+    const mtimeMs = fs.statSync(lock).mtimeMs;
+    return { text: fs.readFileSync(lock, 'utf8'), mtimeMs };
   } catch {
     return null;
   }
-  const [pidText, host = ''] = text.split(' ');
+}
+
+/** The holder of a lock file, or null when it is stale (its process on this machine ended). */
+function holder(f: LockFile): { pid: number; host: string } | null {
+  const [pidText, host = ''] = f.text.split(' ');
   const pid = Number(pidText);
   if (!Number.isInteger(pid) || pid <= 0) {
     // being written (held), unless it was left empty long ago by a process killed right after creating it
-    let mtime: number;
-    try {
-      mtime = fs.statSync(lock).mtimeMs;
-    } catch {
-      return null;
-    }
-    return Date.now() - mtime > 10_000 ? null : { pid: 0, host };
+    return Date.now() - f.mtimeMs > 10_000 ? null : { pid: 0, host };
   }
   if (host.trim() === os.hostname() && !alive(pid)) return null;
   return { pid, host: host.trim() };
+}
+
+/**
+ * Removes the stale lock `judged` (as read when it was found stale). Several waiters can find
+ * the same stale lock; the first to take it over may already have made its own lock at that path,
+ * so the lock is moved aside under a private name first (a rename: one waiter wins) and put back
+ * when what was moved is not the lock judged stale. Exported for its test.
+ */
+export function removeStaleLock(lock: string, judged: LockFile): void {
+  const aside = `${lock}.stale-${process.pid}`;
+  try {
+    fs.renameSync(lock, aside);
+  } catch {
+    return; // gone: another waiter took it over
+  }
+  const moved = readLock(aside);
+  if (moved && (moved.text !== judged.text || moved.mtimeMs !== judged.mtimeMs)) {
+    try {
+      fs.linkSync(aside, lock); // another waiter's new lock: back in its place
+    } catch {
+      // a third process made one meanwhile; the moved lock's holder still finishes its decode
+    }
+  }
+  fs.rmSync(aside, { force: true });
 }
 
 /**
@@ -45,12 +70,13 @@ export async function acquireDecodeLock(lock: string, onWait: (pid: number) => v
   for (;;) {
     try {
       const fd = fs.openSync(lock, 'wx');
-      fs.writeSync(fd, `${process.pid} ${os.hostname()}`);
+      const mine = `${process.pid} ${os.hostname()}`;
+      fs.writeSync(fd, mine);
       fs.closeSync(fd);
       return {
         release() {
           try {
-            fs.rmSync(lock, { force: true });
+            if (readLock(lock)?.text === mine) fs.rmSync(lock, { force: true }); // only this process's own lock
           } catch {
             // a lock left behind is stale once this process ends
           }
@@ -59,13 +85,11 @@ export async function acquireDecodeLock(lock: string, onWait: (pid: number) => v
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') return null;
     }
-    const h = holder(lock);
+    const f = readLock(lock);
+    if (!f) continue; // released meanwhile
+    const h = holder(f);
     if (!h) {
-      try {
-        fs.rmSync(lock, { force: true });
-      } catch {
-        return null;
-      }
+      removeStaleLock(lock, f);
       continue;
     }
     // a lock still empty (its holder between the create and the write) is waited for, and the

@@ -12,7 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import * as os from 'node:os';
 import { CACHE_HEADER, cacheKey, cachePath } from '../../src/data/cache.js';
 import { resolveSpec } from '../../src/data/index.js';
-import { acquireDecodeLock } from '../../src/data/lock.js';
+import { acquireDecodeLock, removeStaleLock } from '../../src/data/lock.js';
 import { bytes, cleanupTmp, imagenetNpz, tmpDir } from './fixtures.js';
 
 afterAll(cleanupTmp);
@@ -167,5 +167,31 @@ describe('data-parallel ranks on one machine', () => {
     l!.release();
     expect(fs.existsSync(lock)).toBe(false);
     expect(told).toEqual([process.pid]);
+  });
+
+  it('two waiters that find one stale lock: the second does not remove the lock the first has made since', async () => {
+    const dir = tmpDir('spn-lock-');
+    const lock = path.join(dir, 'x.train.bin.lock');
+    const dead = `2147483646 ${os.hostname()}`; // no such process
+    fs.writeFileSync(lock, dead);
+    fs.utimesSync(lock, new Date(Date.now() - 60_000), new Date(Date.now() - 60_000));
+    const judged = { text: dead, mtimeMs: fs.statSync(lock).mtimeMs }; // what both waiters read
+    // the first waiter takes it over and holds the lock
+    removeStaleLock(lock, judged);
+    expect(fs.existsSync(lock)).toBe(false);
+    const first = await acquireDecodeLock(lock, () => {}, 20);
+    const mine = `${process.pid} ${os.hostname()}`;
+    expect(fs.readFileSync(lock, 'utf8')).toBe(mine);
+    // the second, late, removes "the stale lock" it judged: the first one's lock stays
+    removeStaleLock(lock, judged);
+    expect(fs.readFileSync(lock, 'utf8')).toBe(mine);
+    expect(fs.readdirSync(dir)).toEqual(['x.train.bin.lock']); // nothing left aside
+    // a release removes only the releaser's own lock
+    fs.writeFileSync(lock, `1 ${os.hostname()}`);
+    first!.release();
+    expect(fs.readFileSync(lock, 'utf8')).toBe(`1 ${os.hostname()}`);
+    fs.writeFileSync(lock, mine);
+    first!.release();
+    expect(fs.existsSync(lock)).toBe(false);
   });
 });
