@@ -48,7 +48,7 @@ export interface RunOptions {
 
 /** The sampling benchmark is someone else's file: load it if it is there. */
 interface SamplingModule {
-  benchSampling(o: { preset: 'fmnist-cpu' | 'cifar-cpu'; batch: 16 | 64; quick?: boolean; device?: 'cpu' | 'cuda'; log?: (line: string) => void }): SamplingResults['reports'][number];
+  benchSampling(o: { preset: 'fmnist-cpu' | 'cifar-cpu'; batch: 16 | 64; quick?: boolean; device?: 'cpu' | 'cuda'; threads?: number; log?: (line: string) => void }): SamplingResults['reports'][number];
 }
 
 async function loadSampling(): Promise<SamplingModule | null> {
@@ -112,7 +112,8 @@ export async function runAll(o: RunOptions = {}): Promise<void> {
     const runs: { preset: 'fmnist-cpu' | 'cifar-cpu'; batch: 16 | 64 }[] = quick
       ? [{ preset: 'fmnist-cpu', batch: 16 }]
       : [{ preset: 'fmnist-cpu', batch: 16 }, { preset: 'fmnist-cpu', batch: 64 }, { preset: 'cifar-cpu', batch: 16 }, { preset: 'cifar-cpu', batch: 64 }];
-    const reports = runs.map((r) => ({ ...mod.benchSampling({ ...r, quick, device, log }), command }));
+    // one libtorch thread, as `spn sample` runs (threads.ts: sampling is 'ops' work)
+    const reports = runs.map((r) => ({ ...mod.benchSampling({ ...r, quick, device, log, threads: 1 }), command }));
     const res: SamplingResults = { benchmark: 'sampling', status: 'ok', reports };
     return res;
   });
