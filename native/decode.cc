@@ -81,9 +81,9 @@ Conv ToConv(Napi::Value v) {
   auto o = v.As<Napi::Object>();
   Conv c;
   c.dense = ToDense(o.Get("dense"));
-  auto taps = o.Get("taps").As<Napi::Array>();
+  at::Tensor taps = Unwrap(o.Get("taps"));  // (T, K)
   auto at = o.Get("at").As<Napi::Array>();
-  for (uint32_t i = 0; i < taps.Length(); i++) c.taps.push_back(Unwrap(taps.Get(i)));
+  for (int64_t t = 0; t < taps.size(0); t++) c.taps.push_back(taps.select(0, t));
   for (uint32_t i = 0; i < at.Length(); i++) c.at.push_back(at.Get(i).As<Napi::Number>().Int64Value());
   c.rows = Int(o, "rows");
   c.inCh = Int(o, "inCh");

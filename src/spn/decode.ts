@@ -42,7 +42,7 @@ class Dense {
 /** A masked conv's allowed taps as one (K·in, out) matrix, and each pixel's tap positions. */
 class ConvPlan {
   readonly dense: Dense;
-  readonly taps: Tensor[]; // per pixel t: (K,) positions in the padded grid
+  readonly taps: Tensor; // (T, K): row t holds pixel t's tap positions in the padded grid
   readonly rows: number; // positions in the padded grid
   readonly at: number[]; // per pixel t: its own position in the padded grid
   constructor(readonly conv: MaskedConv2d, h: number, w: number) {
@@ -57,20 +57,21 @@ class ConvPlan {
       return Dense.matrix(taps.permute([2, 1, 0]).reshape([K * conv.inCh, conv.outCh]), conv.bias);
     });
     this.rows = (h + c) * wp;
-    this.taps = [];
+    const taps = new BigInt64Array(h * w * K);
     this.at = [];
     for (let r = 0; r < h; r++) {
       for (let x = 0; x < w; x++) {
         // pixel (r, x) sits at padded (r + c, x + c); tap (dy, dx) reads padded (r + dy, x + dx)
-        const taps = conv.offsets.map((o) => BigInt((r + Math.floor(o / conv.k)) * wp + x + (o % conv.k)));
-        this.taps.push(torch.keep(torch.fromArray(new BigInt64Array(taps), undefined, { device: conv.weight.device })));
+        const t = r * w + x;
+        conv.offsets.forEach((o, j) => { taps[t * K + j] = BigInt((r + Math.floor(o / conv.k)) * wp + x + (o % conv.k)); });
         this.at.push((r + c) * wp + x + c);
       }
     }
+    this.taps = torch.keep(torch.fromArray(taps, [h * w, K], { device: conv.weight.device }));
   }
   dispose(): void {
     this.dense.dispose();
-    torch.dispose(this.taps);
+    this.taps.dispose();
   }
 }
 
@@ -85,7 +86,7 @@ const native = torch.native;
 
 const dense = (d: Dense) => [d.w.handle, d.b?.handle ?? null];
 const norm = (n: LayerNorm) => [n.weight.handle, n.bias.handle, n.eps];
-const conv = (c: ConvPlan) => ({ dense: dense(c.dense), taps: c.taps.map((t) => t.handle), at: c.at, rows: c.rows, inCh: c.conv.inCh });
+const conv = (c: ConvPlan) => ({ dense: dense(c.dense), taps: c.taps.handle, at: c.at, rows: c.rows, inCh: c.conv.inCh });
 
 /** Weights prepared for decoding (native/decode.cc holds them); valid while the model's weights do not change. */
 export class DecodePlan {
@@ -158,7 +159,7 @@ export class DecodePlan {
       const nativePick = 'fn' in pick ? { logits: pick.logits, values: pick.values, fn: guard(pick.fn) } : { temperature: pick.temperature, dtype: dtypeCode(pick.dtype) };
       let out: Handle;
       try {
-        out = torch.noGrad(() => native.decodeSlice(plan, ctx.handle, pixels, nativePick, o.onPixel ? guard(o.onPixel) : null));
+        out = native.decodeSlice(plan, ctx.handle, pixels, nativePick, o.onPixel ? guard(o.onPixel) : null); // in InferenceMode there
       } catch (err) {
         if (thrown !== null) throw (thrown as { err: unknown }).err;
         throw new SpnError('E_NATIVE', (err as Error).message.startsWith('decodeSlice') ? (err as Error).message : `decodeSlice: ${(err as Error).message}`, { cause: err });

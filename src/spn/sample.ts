@@ -73,7 +73,7 @@ function samplingDtype(model: SPN): torch.DType {
   return model.dtype === 'float64' ? 'float64' : 'float32';
 }
 
-/** One uniform per image for the next sub-pixel, (n, 1); both samplers call this once per sub-pixel. */
+/** One uniform per image for the next sub-pixel, (n, 1); the naive sampler calls this once per sub-pixel, as decode.cc draws for `sample`. */
 function drawUniform(model: SPN, n: number): Tensor {
   return torch.rand([n, 1], { dtype: samplingDtype(model), device: model.device });
 }
