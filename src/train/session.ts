@@ -36,16 +36,22 @@ const DROPOUT_STREAM = 0x64726f70;
 /**
  * This process's resident-set high-water mark so far, in MB: VmHWM of /proc/self/status on
  * Linux, else the OS's maxRSS. Read when a record is logged (not per step): each train and test
- * record carries it as `rss_peak_mb`, which never decreases along a process's log.
+ * record carries it as `rss_peak_mb`, which never decreases along a process's log. VmHWM alone
+ * can step back by a few hundred kB between two reads (the kernel shows max(stored mark, current
+ * RSS), and its current-RSS counters are per-CPU approximations: CI saw 280.5 then 280.4 MB), so
+ * the figure is kept as a running maximum.
  */
+let rssPeakSeen = 0;
 function rssPeakMB(): number {
+  let mb = process.resourceUsage().maxRSS / 1024;
   try {
     const kb = /^VmHWM:\s+(\d+) kB/m.exec(fs.readFileSync('/proc/self/status', 'utf8'))?.[1];
-    if (kb !== undefined) return +(Number(kb) / 1024).toFixed(1);
+    if (kb !== undefined) mb = Number(kb) / 1024;
   } catch {
-    // not Linux: the portable figure below
+    // not Linux: the portable figure above
   }
-  return +(process.resourceUsage().maxRSS / 1024).toFixed(1);
+  rssPeakSeen = Math.max(rssPeakSeen, +mb.toFixed(1));
+  return rssPeakSeen;
 }
 
 /** Whether training runs under bf16 autocast (TrainConfig.precision). */
