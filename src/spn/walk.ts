@@ -55,8 +55,11 @@ export function walkSlices(model: SPN, plan: DecodePlan, batch: SliceBatch, o: W
     torch.tidy(() => {
       const values = plan.decodeSlice(batch, k, pickFor(k), { pixels, ...(onPixel ? { onPixel: (done: number) => onPixel(k, done, T) } : {}) }); // (n, pixels, C)
       if (pixels === T) sliceView(canvas, S, k).copy_(values.view([n, h, w, C]));
+      // Earlier slices' freed memory back (torch/heap.ts), while this slice's tensors are alive so
+      // that the trim does not return what the next slice reuses: without it a 256×256 draw grew
+      // 2.3 MB a slice.
+      torch.trimHeap();
     });
     if (pixels === T) o.onSliceDone?.(k, canvas);
-    torch.trimHeap(); // the context embeddings' freed memory back (torch/heap.ts): without it a 256×256 draw grew 2.3 MB a slice
   }
 }

@@ -109,9 +109,15 @@ export function evaluate(model: SPN, set: ImageSet, o: EvaluateOptions = {}): Ev
           const batch = toBatch(set.read(i + c, mc), mc, model.cfg, model.device);
           for (let k = first; k < end; k++) {
             // One slice at a time, its tensors freed before the next: memory does not grow with S².
-            const nll = torch.tidy(() => model.nll(batch, torch.full([mc], k, { dtype: 'int64', device: model.device })).to('float64').data() as Float64Array);
+            const nll = torch.tidy(() => {
+              const v = model.nll(batch, torch.full([mc], k, { dtype: 'int64', device: model.device })).to('float64').data() as Float64Array;
+              // Else freed memory stays in malloc's heap and RSS grows image by image (torch/heap.ts).
+              // Here, while the slice's tensors are alive, a trim returns only what earlier slices
+              // left unusable, not the buffers the next slice reuses.
+              torch.trimHeap();
+              return v;
+            });
             for (let j = 0; j < mc; j++) images[(c + j) * end + k] = nll[j]!;
-            torch.trimHeap(); // else freed memory stays in malloc's heap and RSS grows image by image (torch/heap.ts)
           }
         }));
       }

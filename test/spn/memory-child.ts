@@ -41,8 +41,11 @@ function freedMemoryReturns(): { returns: boolean; held: number; freed: number }
   return { returns: held - freed > 12, held, freed };
 }
 
+// SPN_MEMORY_OWN_SETTINGS=1: the addon's own allocator settings (memory.test.ts's second case),
+// where a 16 MB buffer stays in malloc's heap by design: the probe is reported, not required.
+const ownSettings = process.env.SPN_MEMORY_OWN_SETTINGS === '1';
 const probe = freedMemoryReturns();
-if (!probe.returns) {
+if (!probe.returns && !ownSettings) {
   process.stdout.write(JSON.stringify({ probe }) + '\n');
   process.exit(0);
 }
