@@ -54,7 +54,9 @@ export function removeStaleLock(lock: string, judged: LockFile): void {
     try {
       fs.linkSync(aside, lock); // another waiter's new lock: back in its place
     } catch {
-      // a third process made one meanwhile; the moved lock's holder still finishes its decode
+      // a third process made one in the instant the lock was aside: the moved lock's holder and
+      // that process both decode. Each writes its own temp file and renames it into place
+      // (cache.ts), so the cache is whole either way; only the work is done twice.
     }
   }
   fs.rmSync(aside, { force: true });

@@ -378,7 +378,7 @@ describe('spn train --nproc 2 (the launcher)', () => {
     const { code, at } = await p.done;
     const stderr = p.stderr();
     expect(code, stderr).toBe(1);
-    expect(at - killedAt).toBeLessThan(5000); // the survivor sees the closed connection at once; no timeout involved
+    expect(at - killedAt).toBeLessThan(15_000); // the survivor sees the closed connection at once: well under the 30 s timeout (8.0 s was seen with the 2 cores busy with another test file)
     expect(stderr).toContain(`spn: rank 1 of 2 (pid ${pids.get(1)}) was killed by SIGKILL, the first to fail; rank 0 exited with code 1`);
     // Rank 0's own line: the failed collective, the rank that is gone, the last good checkpoint.
     expect(stderr).toMatch(new RegExp(`spn: .* on rank 0 of 2, gloo[^:]*: .*\\[rank 1 \\(pid ${pids.get(1)}\\) on this machine has exited\\]; training stopped at step \\d+; the last good checkpoint is step-\\d{8} \\(step \\d+\\); fix what stopped it, then resume with: spn train --out \\S+ --resume --steps 100000 \\(on any number of ranks\\)`));
