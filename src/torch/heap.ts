@@ -17,8 +17,9 @@
 // - at most one trim a second, after the slice: peaks from 596 to 1,218 MB for the same work;
 // - a trim after every slice: 490 to 499 MB, but twice the time (each trim about 6 ms, and the
 //   pages it returns fault back in);
-// - this rule: 518 to 551 MB, 8 images within 3% of 1, in the time of the clock (14 to 19 s for
-//   the child against 18 to 23). The rule at the end of a slice instead made fmnist-cpu's
+// - this rule: 518 to 551 MB in three runs, in the time of the clock (14 to 19 s for the child
+//   against 18 to 23); a peak can still hold up to `growthMB` more than another (482 against
+//   548 MB in one run). The rule at the end of a slice instead made fmnist-cpu's
 //   evaluation of 256 images 1.6× slower (every slice's buffers returned and faulted back); here
 //   it takes what the clock took (5.2 to 5.5 s against 5.2 to 5.6).
 import { native } from './binding.js';

@@ -59,9 +59,10 @@ const hasClearRefs = (() => {
  * (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_), and evaluate() gives malloc's free pages back
  * as they pile up (torch/heap.ts), which also holds the addon's own settings flat (the second
  * case below): there, without the environment below, 781 MB for 1 image and 1,316 for 8 before
- * any trim; 596 to 1,218 MB either way with at most one trim a second; 518 to 551, 8 within 3% of
- * 1, with a trim whenever the resident set has grown 64 MB (1.13, three runs; 2.11: 702 to 705 and
- * 716 to 724, two runs). The first case's
+ * any trim; 596 to 1,218 MB either way with at most one trim a second; 518 to 551 with a
+ * trim whenever the resident set has grown 64 MB (1.13, three runs, 8 within 3% of 1; 2.11: 702
+ * to 705 and 716 to 724, two runs), but 482 against 548 in a suite run: a peak can hold up to the
+ * 64 MB that trimHeap lets pile up. The first case's
  * child still checks that freed memory goes back (freedMemoryReturns) and the assertion is
  * skipped, saying so, where it does not.
  */
@@ -88,12 +89,14 @@ describe.skipIf(!hasClearRefs)('memory at 256×256', () => {
   // As a user runs it: no MALLOC_* in the environment, so the addon's own mallopt() (blocks up to
   // 32 MB kept in the heap, trim past 256 MB) is in effect and malloc's cache counts in RSS; what
   // keeps 8 images to the peak of 1 here is evaluate() handing free pages back once they pile up
-  // 64 MB (torch.trimHeap).
-  it('and so it does with the addon\'s own allocator settings (within 10%)', { timeout: 900_000 }, async () => {
+  // 64 MB (torch.trimHeap). So a peak may hold up to that much of malloc's cache more than
+  // another: 1 image 482 MB (10 over its start), 8 images 548 (66 over) in one run; without the
+  // trims 8 images took 535 MB more than 1, with one trim a second up to 600.
+  it('and so it does with the addon\'s own allocator settings (within 10% and the 64 MB trimHeap lets pile up)', { timeout: 900_000 }, async () => {
     const r = await measure({ SPN_MEMORY_OWN_SETTINGS: '1' });
     console.log(`peak RSS, the addon's settings: 1 image ${r.one.peak.toFixed(0)} MB (from ${r.one.before.toFixed(0)}), 8 images ${r.eight.peak.toFixed(0)} MB (from ${r.eight.before.toFixed(0)})`);
     expect(r.probe.returns).toBe(false); // the addon's settings are in effect: a freed 16 MB buffer stays in the heap
-    expect(r.eight.peak).toBeLessThanOrEqual(r.one.peak * 1.1);
+    expect(r.eight.peak).toBeLessThanOrEqual(r.one.peak * 1.1 + 64);
   });
 });
 
