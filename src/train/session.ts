@@ -43,13 +43,13 @@ const DROPOUT_STREAM = 0x64726f70;
  */
 let rssPeakSeen = 0;
 function rssPeakMB(): number {
-  let mb = process.resourceUsage().maxRSS / 1024;
+  let kb: string | undefined;
   try {
-    const kb = /^VmHWM:\s+(\d+) kB/m.exec(fs.readFileSync('/proc/self/status', 'utf8'))?.[1];
-    if (kb !== undefined) mb = Number(kb) / 1024;
+    kb = /^VmHWM:\s+(\d+) kB/m.exec(fs.readFileSync('/proc/self/status', 'utf8'))?.[1];
   } catch {
-    // not Linux: the portable figure above
+    // not Linux: the portable figure below
   }
+  const mb = kb !== undefined ? Number(kb) / 1024 : process.resourceUsage().maxRSS / 1024;
   rssPeakSeen = Math.max(rssPeakSeen, +mb.toFixed(1));
   return rssPeakSeen;
 }
