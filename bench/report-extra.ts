@@ -27,7 +27,7 @@ function bf16Support(e: EngineReport): string {
   return e.build.cpuAmx ? 'AMX' : 'AVX512-BF16, no AMX';
 }
 
-interface SamplingJson { preset: string; batch: number; cached: { images_per_s: number }; naive: { images_per_s: number }; speedup: number; date: string }
+interface SamplingJson { preset: string; batch: number; cached: { images_per_s: number }; naive: { images_per_s: number }; speedup: number; date: string; machine: MachineInfo }
 interface BuildsRun { build: string; minutes: number; steps: number; bpd: number; images: number; command: string }
 
 /** The engine, throughput, sampling, distributed and 10-minute-run results of both builds. */
@@ -67,7 +67,10 @@ export function buildsSection(dir: string): string {
   for (const [preset, batch] of [['fmnist-cpu', 16], ['fmnist-cpu', 64], ['cifar-cpu', 16], ['cifar-cpu', 64]] as const) {
     const s = BUILDS.map((b) => read<SamplingJson>(path.join(dir, `sampling-${b}-${preset}-${batch}.json`)));
     if (s.some((x) => x === null)) continue;
-    lines.push(`| ${preset} sampling, batch ${batch}, 1 thread: cached images/s (× the naive sampler) | ${s.map((x) => `${fmt(x!.cached.images_per_s, 2)} (${fmt(x!.speedup, 1)}×)`).join(' | ')} |`);
+    // measured apart from the engine reports: the day and the CPU are named where they are not theirs
+    const apart = [...new Set(s.map((x) => `${x!.date.slice(0, 10)} on ${x!.machine.cpuModel}`))].filter((d) => d !== `${e0.date.slice(0, 10)} on ${e0.machine.cpuModel}`);
+    const when = apart.length ? `, measured ${apart.join(' and ')}` : '';
+    lines.push(`| ${preset} sampling, batch ${batch}, 1 thread${when}: cached images/s (× the naive sampler) | ${s.map((x) => `${fmt(x!.cached.images_per_s, 2)} (${fmt(x!.speedup, 1)}×)`).join(' | ')} |`);
   }
   const dist = BUILDS.map((b) => read<DistributedReport>(path.join(dir, `distributed-${b}.json`)));
   if (dist.every((d) => d !== null)) {
